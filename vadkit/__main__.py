@@ -1,0 +1,3 @@
+from vadkit.cli import main
+
+main()

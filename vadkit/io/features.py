@@ -1,0 +1,214 @@
+"""Feature files (SPEC §2.4): RTFM-compatible arrays plus a JSON description of how they were made.
+
+For a video `VID` in a features directory:
+
+- `VID.npy`          float32 `(t, n, d)` clip features (t snippets, n crops, d channels);
+- `VID_patch23.npy`  `(t, 6, d)`, `VID_patch35.npy` `(t, 15, d)`, `VID_patch47.npy` `(t, 28, d)`:
+  MSIP's multi-scale patches (grids 2×3, 3×5, 4×7 of a 480×840 frame; SSRL's naming);
+- `VID.json`         metadata (`FeatureMeta`).
+
+Public features made by other tools (RTFM's UCF-Crime / ShanghaiTech `.npy`) have no JSON; they
+load with `meta=None` and their shape is all that is known.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vadkit import __version__
+from vadkit.errors import VadkitError
+from vadkit.io.atomic import save_json, save_npy
+
+FORMAT = "vadkit.features"
+FORMAT_VERSION = 1
+
+# name suffix -> (rows, cols, patch height, patch width) on the 480×840 frame (MSIP, SSRL naming)
+PATCH_GRIDS: dict[str, tuple[int, int, int, int]] = {
+    "patch23": (2, 3, 240, 280),
+    "patch35": (3, 5, 160, 168),
+    "patch47": (4, 7, 120, 120),
+}
+PATCH_FRAME_SIZE = (480, 840)  # (h, w)
+SNIPPET_LENGTH = 16  # frames per I3D snippet, the convention of every WS-VAD feature set
+
+
+@dataclass
+class FeatureMeta:
+    """How a video's features were made. Stored as `VID.json` beside the arrays."""
+
+    video: str
+    backbone: str  # "i3d-inception" (1024-d) | "i3d-r50" (2048-d)
+    feature_dim: int
+    crops: int
+    snippets: int
+    frame_count: int  # true number of decoded frames of the source video (native fps)
+    fps_native: float
+    fps_used: float  # after resampling; == fps_native when not resampled
+    frames_used: int  # frames after resampling (what the snippets were cut from)
+    snippet_length: int = SNIPPET_LENGTH
+    padding: str = "loop"  # "loop" (last snippet loop-padded, t = ceil) | "drop-last" (t = floor)
+    patch_grids: dict[str, list[int]] | None = None  # PATCH_GRIDS subset written, or None
+    patch_frame_size: list[int] | None = None
+    short_side: int = 256
+    crop_size: int = 224
+    pixel_scaling: str = "x/127.5-1"
+    weights_sha256: str | None = None  # None only with --random-weights
+    weights_source: str = ""
+    compute_dtype: str = "float32"
+    dtype: str = "float32"
+    source: str = ""
+    source_size: int | None = None
+    vadkit_version: str = __version__
+    format: str = FORMAT
+    format_version: int = FORMAT_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_patches(self) -> bool:
+        return bool(self.patch_grids)
+
+    def spec(self) -> dict[str, Any]:
+        """What a model trained on these features depends on; compared at score time."""
+        return {
+            "backbone": self.backbone,
+            "feature_dim": self.feature_dim,
+            "crops": self.crops,
+            "snippet_length": self.snippet_length,
+            "patch_grids": self.patch_grids,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any], *, path: str | os.PathLike = "") -> FeatureMeta:
+        if obj.get("format") != FORMAT:
+            raise VadkitError(
+                f"{path}: not a vadkit feature description (format {obj.get('format')!r})"
+            )
+        if obj.get("format_version", 0) > FORMAT_VERSION:
+            raise VadkitError(
+                f"{path}: feature format version {obj['format_version']} is newer than this "
+                f"vadkit understands ({FORMAT_VERSION}); upgrade vadkit"
+            )
+        known = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in obj.items() if k in known})
+        except TypeError as e:
+            raise VadkitError(f"{path}: incomplete feature description ({e})") from None
+
+
+def clip_path(directory: str | os.PathLike, video: str) -> Path:
+    return Path(directory) / f"{video}.npy"
+
+
+def patch_path(directory: str | os.PathLike, video: str, grid: str) -> Path:
+    return Path(directory) / f"{video}_{grid}.npy"
+
+
+def meta_path(directory: str | os.PathLike, video: str) -> Path:
+    return Path(directory) / f"{video}.json"
+
+
+def write_features(
+    directory: str | os.PathLike,
+    meta: FeatureMeta,
+    clip: np.ndarray,
+    patches: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write arrays then metadata, each atomically; the JSON goes last so it marks completion."""
+    clip = np.ascontiguousarray(clip, dtype=np.float32)
+    if clip.ndim != 3 or clip.shape != (meta.snippets, meta.crops, meta.feature_dim):
+        raise VadkitError(
+            f"{meta.video}: clip features have shape {clip.shape}, metadata says "
+            f"{(meta.snippets, meta.crops, meta.feature_dim)}"
+        )
+    save_npy(clip_path(directory, meta.video), clip)
+    for grid, arr in (patches or {}).items():
+        rows, cols = PATCH_GRIDS[grid][:2]
+        if arr.shape != (meta.snippets, rows * cols, meta.feature_dim):
+            raise VadkitError(f"{meta.video}: {grid} has shape {arr.shape}")
+        save_npy(patch_path(directory, meta.video, grid), np.ascontiguousarray(arr, np.float32))
+    save_json(meta_path(directory, meta.video), meta.to_json())
+
+
+def read_meta(directory: str | os.PathLike, video: str) -> FeatureMeta | None:
+    p = meta_path(directory, video)
+    if not p.exists():
+        return None
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise VadkitError(f"{p}: unreadable feature metadata ({e})") from None
+    return FeatureMeta.from_json(obj, path=p)
+
+
+def _load_npy(p: Path, *, mmap: bool = False) -> np.ndarray:
+    if not p.exists():
+        raise VadkitError(f"{p}: feature file not found")
+    try:
+        return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise VadkitError(f"{p}: unreadable .npy ({e})") from None
+
+
+def load_clip(
+    path: str | os.PathLike, *, mmap: bool = False
+) -> tuple[np.ndarray, FeatureMeta | None]:
+    """Load `VID.npy` and its metadata if present. 2-D `(t, d)` arrays become `(t, 1, d)`."""
+    p = Path(path)
+    arr = _load_npy(p, mmap=mmap)
+    if arr.ndim == 2:
+        arr = arr[:, None, :]
+    if arr.ndim != 3:
+        raise VadkitError(f"{p}: expected clip features of shape (t, n, d), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise VadkitError(f"{p}: expected float features, got dtype {arr.dtype}")
+    video = p.name[: -len(".npy")]
+    meta = read_meta(p.parent, video)
+    if meta is not None and tuple(arr.shape) != (meta.snippets, meta.crops, meta.feature_dim):
+        raise VadkitError(
+            f"{p}: array shape {tuple(arr.shape)} disagrees with its metadata "
+            f"{(meta.snippets, meta.crops, meta.feature_dim)}; re-extract it"
+        )
+    return arr, meta
+
+
+def load_patches(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, np.ndarray]:
+    """Load the three patch arrays beside clip file `path` (`VID.npy` → `VID_patch23.npy` …)."""
+    p = Path(path)
+    video = p.name[: -len(".npy")]
+    out = {}
+    for grid, (rows, cols, _, _) in PATCH_GRIDS.items():
+        q = patch_path(p.parent, video, grid)
+        arr = _load_npy(q, mmap=mmap)
+        if arr.ndim != 3 or arr.shape[1] != rows * cols:
+            raise VadkitError(f"{q}: expected shape (t, {rows * cols}, d), got {arr.shape}")
+        out[grid] = arr
+    return out
+
+
+def is_complete(directory: str | os.PathLike, video: str, *, patches: bool) -> bool:
+    """True when the metadata and every array exist and load with the shapes it states."""
+    try:
+        meta = read_meta(directory, video)
+        if meta is None:
+            return False
+        load_clip(clip_path(directory, video), mmap=True)
+        if patches:
+            if not meta.has_patches:
+                return False
+            got = load_patches(clip_path(directory, video), mmap=True)
+            if any(
+                a.shape[0] != meta.snippets or a.shape[2] != meta.feature_dim for a in got.values()
+            ):
+                return False
+        return True
+    except VadkitError:
+        return False

@@ -1,0 +1,153 @@
+"""Manifests: which videos are in a split and whether each is normal (0) or abnormal (1).
+
+Two formats are read:
+
+- CSV with a header `video,label[,path]`; label 0 (normal) or 1 (abnormal); `path` (optional) is a
+  feature file or a video, relative to the CSV's directory unless absolute.
+- RTFM / SSRL `.list` files: one feature path per line, no labels. Labels come either from
+  `abnormal_first=N` (the first N lines are abnormal, RTFM's UCF-Crime convention: 810) or from a
+  naming rule: `ucf` (a name containing `Normal` is normal) or `xd` (a name containing `label_A`
+  is normal; XD-Violence).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vadkit.errors import VadkitError
+from vadkit.io.atomic import save_text
+
+NAMING_RULES = ("ucf", "xd")
+
+
+@dataclass(frozen=True)
+class Entry:
+    video: str
+    label: int  # 0 normal, 1 abnormal
+    path: Path | None = None
+
+
+def label_from_name(name: str, rule: str) -> int:
+    if rule == "ucf":
+        return 0 if "Normal" in name else 1
+    if rule == "xd":
+        return 0 if "label_A" in name else 1
+    raise VadkitError(f"unknown naming rule {rule!r}; choose one of {', '.join(NAMING_RULES)}")
+
+
+def video_id(path: str | os.PathLike) -> str:
+    """`.../Abuse028_x264.npy` → `Abuse028_x264`; any extension is dropped."""
+    name = Path(str(path).strip()).name
+    return name.rsplit(".", 1)[0] if "." in name else name
+
+
+def read_manifest(
+    path: str | os.PathLike,
+    *,
+    abnormal_first: int | None = None,
+    naming: str | None = None,
+) -> list[Entry]:
+    """Read a CSV or `.list` manifest. Errors name the file and line."""
+    p = Path(path)
+    if not p.exists():
+        raise VadkitError(f"{p}: manifest not found")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise VadkitError(f"{p}: unreadable manifest ({e})") from None
+    first = text.lstrip().split("\n", 1)[0].strip().lower()
+    if first.startswith("video,") or first == "video":
+        entries = _read_csv(p, text, naming)
+    else:
+        entries = _read_list(p, text, abnormal_first, naming)
+    if not entries:
+        raise VadkitError(f"{p}: manifest lists no videos")
+    seen: dict[str, int] = {}
+    for i, e in enumerate(entries):
+        if e.video in seen:
+            raise VadkitError(
+                f"{p}: video {e.video!r} is listed twice (entries {seen[e.video] + 1} and {i + 1})"
+            )
+        seen[e.video] = i
+    return entries
+
+
+def _resolve(base: Path, value: str) -> Path:
+    q = Path(value)
+    return q if q.is_absolute() else base / q
+
+
+def _read_csv(p: Path, text: str, naming: str | None) -> list[Entry]:
+    rows = list(csv.reader(text.splitlines()))
+    header = [h.strip().lower() for h in rows[0]]
+    if "video" not in header:
+        raise VadkitError(f"{p}:1: CSV manifest needs a 'video' column, got {rows[0]}")
+    iv = header.index("video")
+    il = header.index("label") if "label" in header else None
+    ip = header.index("path") if "path" in header else None
+    if il is None and naming is None:
+        raise VadkitError(
+            f"{p}:1: CSV manifest has no 'label' column; add one or pass a naming rule"
+        )
+    out = []
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            raise VadkitError(f"{p}:{lineno}: expected {len(header)} fields, got {len(row)}: {row}")
+        video = row[iv].strip()
+        if not video:
+            raise VadkitError(f"{p}:{lineno}: empty video name")
+        if il is not None:
+            raw = row[il].strip()
+            if raw not in ("0", "1"):
+                raise VadkitError(
+                    f"{p}:{lineno}: label must be 0 (normal) or 1 (abnormal), got {raw!r}"
+                )
+            label = int(raw)
+        else:
+            label = label_from_name(video, naming)
+        path = _resolve(p.parent, row[ip].strip()) if ip is not None and row[ip].strip() else None
+        out.append(Entry(video, label, path))
+    return out
+
+
+def _read_list(p: Path, text: str, abnormal_first: int | None, naming: str | None) -> list[Entry]:
+    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    if abnormal_first is None and naming is None:
+        raise VadkitError(
+            f"{p}: a .list manifest has no labels; pass --abnormal-first N or --naming ucf|xd"
+        )
+    if abnormal_first is not None and not 0 <= abnormal_first <= len(lines):
+        raise VadkitError(
+            f"{p}: --abnormal-first {abnormal_first} but the list has {len(lines)} lines"
+        )
+    out = []
+    for k, (_, line) in enumerate(lines):
+        path = _resolve(p.parent, line)
+        vid = video_id(line)
+        if abnormal_first is not None:
+            label = 1 if k < abnormal_first else 0
+        else:
+            label = label_from_name(vid, naming)
+        out.append(Entry(vid, label, path))
+    return out
+
+
+def write_manifest(path: str | os.PathLike, entries: list[Entry]) -> None:
+    """Write a CSV manifest (paths written relative to the CSV's directory where possible)."""
+    p = Path(path)
+    lines = ["video,label,path"] if any(e.path for e in entries) else ["video,label"]
+    for e in entries:
+        if e.path is None:
+            lines.append(f"{e.video},{e.label}" + ("," if len(lines[0].split(",")) == 3 else ""))
+            continue
+        try:
+            rel = os.path.relpath(e.path, p.parent)
+        except ValueError:
+            rel = str(e.path)
+        lines.append(f"{e.video},{e.label},{rel}")
+    save_text(p, "\n".join(lines) + "\n")
