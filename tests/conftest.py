@@ -1,0 +1,23 @@
+"""Test-wide settings: no display, and vadkit's cache kept out of the user's home directory."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+# The real I3D weights are fetched once per checkout into an ignored folder of the repo (not the
+# user's cache) unless the caller points VADKIT_HOME somewhere on purpose.
+os.environ.setdefault("VADKIT_HOME", str(REPO / ".test-home"))
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    if not SHARED.is_dir():
+        pytest.skip(f"reference data not found at {SHARED} (it lives beside the checkout)")
+    return SHARED
