@@ -98,6 +98,16 @@ def _pr_trapezoid(precision: np.ndarray, recall: np.ndarray) -> float:
     return -_trapezoid(precision, recall)
 
 
+def _mann_whitney_auc(pos: np.ndarray, negs: list[np.ndarray], n_neg: int) -> float:
+    """ROC AUC as P(pos > neg) + ½ P(pos = neg), negatives given as ascending sorted arrays."""
+    twice = 0  # 2 × (pairs won + ½ ties), an exact integer
+    for neg in negs:
+        lo = np.searchsorted(neg, pos, "left")
+        hi = np.searchsorted(neg, pos, "right")
+        twice += int(lo.sum()) + int(hi.sum())
+    return twice / (2.0 * pos.size * n_neg)
+
+
 def roc_auc(y_true, y_score) -> float:
     """Area under the ROC curve (equals `sklearn.metrics.roc_auc_score`)."""
     t, s = _check(y_true, y_score)
@@ -245,26 +255,33 @@ def evaluate(
     y_score = np.concatenate(y_scores)
     y_true = np.concatenate(y_labels).astype(bool)
     frame_video = np.repeat(np.arange(len(names)), lengths)
-    order, ss, ts = _sorted(y_true, y_score)
-    vs = frame_video[order]
+    _, ss, ts = _sorted(y_true, y_score)
     tps, fps = _counts(ss, ts)
     _need_both(tps, fps, f"evaluating {len(names)} video(s) against {annotations.path}: ROC AUC")
     precision, recall = _pr(tps, fps)
     notes: list[str] = []
 
-    def subset_auc(videos_mask: np.ndarray, what: str) -> float | None:
-        m = videos_mask[vs]
-        sub_s, sub_t = ss[m], ts[m]
-        if sub_s.size == 0:
-            notes.append(f"{what}: no frames")
-            return None
-        a, b = _counts(sub_s, sub_t)
-        if a[-1] == 0 or b[-1] == 0:
+    # Sub-populations (anomalous videos only; one class + all normal videos) are scored with the
+    # Mann-Whitney form of ROC AUC, P(score_pos > score_neg) + ½ P(tie), from sorted negatives:
+    # the normal videos' frames are shared by every class, so they are sorted once, and each
+    # class only costs a sort of its own frames.
+    normal = ~anomalous
+    frame_anom = anomalous[frame_video]
+    neg_normal = y_score[~frame_anom]  # all frames of normal videos are negatives
+    neg_normal.sort()
+
+    def subset_auc(videos_mask: np.ndarray, with_normal: bool, what: str) -> float | None:
+        m = videos_mask[frame_video]
+        pos = y_score[m & y_true]
+        neg = [np.sort(y_score[m & ~y_true])]
+        if with_normal:
+            neg.append(neg_normal)
+        n_neg = sum(x.size for x in neg)
+        if pos.size == 0 or n_neg == 0:
             notes.append(f"{what}: undefined (only one class of frames)")
             return None
-        return _roc_auc(a, b)
+        return _mann_whitney_auc(pos, neg, n_neg)
 
-    normal = ~anomalous
     per_class: dict[str, dict] = {}
     classes = [annotations.video_classes(v) for v in names]
     for c in sorted({c for cs in classes for c in cs if c != NORMAL}):
@@ -273,16 +290,18 @@ def evaluate(
             continue
         sel = members | normal
         per_class[c] = {
-            "roc_auc": subset_auc(sel, f"per_class[{c}]"),
+            "roc_auc": subset_auc(members, True, f"per_class[{c}]"),
             "videos": int(members.sum()),
             "normal_videos": int(normal.sum()),
             "frames": int(np.asarray(lengths)[sel].sum()),
         }
 
     far = None
-    if normal.any():
-        m = normal[frame_video]
-        far = float(np.count_nonzero(y_score[m] >= threshold) / np.count_nonzero(m))
+    if neg_normal.size:
+        far = (
+            float(neg_normal.size - np.searchsorted(neg_normal, threshold, "left"))
+            / neg_normal.size
+        )
     else:
         notes.append("false_alarm_rate: no normal videos among the scored videos")
 
@@ -303,7 +322,7 @@ def evaluate(
         "roc_auc": _roc_auc(tps, fps),
         "average_precision": _ap(precision, recall),
         "pr_auc_trapezoid": _pr_trapezoid(precision, recall),
-        "roc_auc_abnormal": subset_auc(anomalous, "roc_auc_abnormal"),
+        "roc_auc_abnormal": subset_auc(anomalous, False, "roc_auc_abnormal"),
         "false_alarm_rate": far,
         "per_class": per_class,
         "videos": len(names),
