@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from vadkit.errors import VadkitError
+from vadkit.io.manifest import video_id
 
 FORMATS = ("ucf", "ucf-frames", "xd", "shanghaitech", "csv", "legacy")
 
@@ -79,19 +80,7 @@ XD_CLASSES = {
 }
 NORMAL = "Normal"
 
-_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".npy")
 _CROP_SUFFIX = re.compile(r"__\d+$")
-
-
-def video_id(name: str) -> str:
-    """`Shooting/Shooting022_x264.mp4` → `Shooting022_x264` (only known extensions are dropped:
-    XD-Violence names contain dots)."""
-    base = name.strip().replace("\\", "/").rsplit("/", 1)[-1]
-    lower = base.lower()
-    for ext in _EXTENSIONS:
-        if lower.endswith(ext):
-            return base[: -len(ext)]
-    return base
 
 
 def _strip_i3d(vid: str) -> str:

@@ -38,10 +38,19 @@ def label_from_name(name: str, rule: str) -> int:
     raise VadkitError(f"unknown naming rule {rule!r}; choose one of {', '.join(NAMING_RULES)}")
 
 
+# Only these are dropped from a name: XD-Violence video names contain dots
+# (`Fast.Five.2011__#00-32-56_00-33-26_label_B2-0-0`).
+EXTENSIONS = (".npy", ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+
+
 def video_id(path: str | os.PathLike) -> str:
-    """`.../Abuse028_x264.npy` → `Abuse028_x264`; any extension is dropped."""
-    name = Path(str(path).strip()).name
-    return name.rsplit(".", 1)[0] if "." in name else name
+    """`.../Abuse028_x264.npy` → `Abuse028_x264`: the file name without a video/array extension."""
+    name = str(path).strip().replace("\\", "/").rsplit("/", 1)[-1]
+    lower = name.lower()
+    for ext in EXTENSIONS:
+        if lower.endswith(ext):
+            return name[: -len(ext)]
+    return name
 
 
 def read_manifest(
@@ -81,19 +90,21 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _read_csv(p: Path, text: str, naming: str | None) -> list[Entry]:
-    rows = list(csv.reader(text.splitlines()))
+    lines = text.splitlines()
+    skip = next(i for i, ln in enumerate(lines) if ln.strip())  # leading blank lines
+    rows = list(csv.reader(lines[skip:]))
     header = [h.strip().lower() for h in rows[0]]
     if "video" not in header:
-        raise VadkitError(f"{p}:1: CSV manifest needs a 'video' column, got {rows[0]}")
+        raise VadkitError(f"{p}:{skip + 1}: CSV manifest needs a 'video' column, got {rows[0]}")
     iv = header.index("video")
     il = header.index("label") if "label" in header else None
     ip = header.index("path") if "path" in header else None
     if il is None and naming is None:
         raise VadkitError(
-            f"{p}:1: CSV manifest has no 'label' column; add one or pass a naming rule"
+            f"{p}:{skip + 1}: CSV manifest has no 'label' column; add one or pass a naming rule"
         )
     out = []
-    for lineno, row in enumerate(rows[1:], start=2):
+    for lineno, row in enumerate(rows[1:], start=skip + 2):
         if not row or all(not c.strip() for c in row):
             continue
         if len(row) != len(header):

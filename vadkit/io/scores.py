@@ -85,8 +85,16 @@ def read_scores(directory: str | os.PathLike) -> dict[str, tuple[np.ndarray, Sco
                 obj = json.loads(j.read_text())
             except (OSError, json.JSONDecodeError) as e:
                 raise VadkitError(f"{j}: unreadable score metadata ({e})") from None
-            if obj.get("format") == FORMAT:
-                meta = ScoreMeta(**{k: v for k, v in obj.items() if k in known})
+            if isinstance(obj, dict) and obj.get("format") == FORMAT:
+                try:
+                    meta = ScoreMeta(**{k: v for k, v in obj.items() if k in known})
+                except TypeError as e:
+                    raise VadkitError(f"{j}: incomplete score metadata ({e})") from None
+                if meta.frame_count != arr.shape[0]:
+                    raise VadkitError(
+                        f"{p}: {arr.shape[0]} frame scores but {j.name} says frame_count "
+                        f"{meta.frame_count}; rewrite the scores with `vadkit score`"
+                    )
         out[video] = (arr, meta)
     if not out:
         raise VadkitError(f"{d}: no score files (*.npy) found")
