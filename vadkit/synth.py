@@ -532,8 +532,9 @@ class _Event:
             return [(self.y, _person_drawer(pose, self.looks[0], self.active(t)))]
         if not self.active(t):
             return []
-        margin = 30 * s
-        travelled = self.speed * s * (t - self.start)
+        # turn round just out of view, so the event is on screen for (almost) all its interval
+        margin = (6.0 if self.kind == "running" else 13.0) * s
+        travelled = self.speed * s * (t - self.start) + 2 * s
         if self.direction < 0:
             travelled += self.w + 2 * margin  # start from the right-hand edge
         x, heading = _bounce(travelled, -margin, self.w + margin)
