@@ -145,7 +145,7 @@ def false_alarm_rate(y_true, y_score, *, threshold: float = FALSE_ALARM_THRESHOL
 
 
 # -- aligning scores with labels ---------------------------------------------------------------
-def _align(
+def align_scores_labels(
     video: str,
     scores: np.ndarray,
     labels: np.ndarray,
@@ -154,6 +154,12 @@ def _align(
     pad_scores: bool,
     source: str,
 ) -> tuple[np.ndarray, np.ndarray, dict | None]:
+    """Make one video's scores and labels the same length, or refuse.
+
+    Up to `tolerance` frames (one snippet of padding) the longer side is trimmed, or short scores
+    are padded with their last value when `pad_scores` (the legacy 16·t gt). Returns the aligned
+    pair and a record of what was done (None when the lengths already agreed).
+    """
     ns, nl = scores.shape[0], labels.shape[0]
     if ns == nl:
         return scores, labels, None
@@ -242,7 +248,7 @@ def evaluate(
             n = int(frame_counts.get(v) or s.size)
         labels = annotations.labels(v, None if truth.frame_count is not None else n)
         tol = int(snippet_lengths.get(v) or SNIPPET_LENGTH)
-        s, labels, note = _align(
+        s, labels, note = align_scores_labels(
             v, s, labels, tolerance=tol, pad_scores=pad_scores, source=truth.source
         )
         if note:
