@@ -378,7 +378,9 @@ def _parse_lines(p: Path, text: str, fmt: str, conv: tuple[bool, bool]) -> list[
             )
         vid = video_id(tok[0])
         if vid in seen:
-            raise VadkitError(f"{src}: video {vid} already annotated on line {seen[vid]}")
+            raise VadkitError(
+                f"{src}: video {vid} already annotated on line {seen[vid]}: {s[:120]!r}"
+            )
         seen[vid] = lineno
         if fmt == "ucf":
             t = VideoTruth(vid, _pairs(src, tok[2:], conv, s), (tok[1],), None, source=src)
