@@ -1,0 +1,243 @@
+"""Training and scoring inputs: which feature file belongs to a manifest entry, validation of the
+whole set before any step, and the in-memory training set (SPEC §4).
+
+Each training video's snippets `(t, n, d)` are resampled once to a fixed number of segments by
+averaging the snippets of `floor(linspace(0, t, S + 1))` bins (RTFM's `process_feat`; an empty
+bin copies its snippet) and kept in memory, optionally as float16, so a training step never
+touches the disk. RTFM's own loader re-reads and resamples every sampled file at every step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vadkit.errors import VadkitError
+from vadkit.io.features import PATCH_GRIDS, SNIPPET_LENGTH, FeatureMeta, load_clip, load_patches
+from vadkit.io.manifest import Entry
+
+Bag = dict[str, torch.Tensor]
+
+
+@dataclass
+class Source:
+    """One video's feature file (`VID.npy`), its label when known, its metadata when present."""
+
+    video: str
+    path: Path
+    label: int | None = None
+    meta: FeatureMeta | None = None
+
+
+def feature_path(entry: Entry, features: str | os.PathLike | None) -> Path:
+    """`entry.path` when it is a `.npy` file, else `FEATS/VIDEO.npy`."""
+    if entry.path is not None and entry.path.suffix == ".npy":
+        return entry.path
+    if features is None:
+        where = f" (its path {entry.path} is not a feature file)" if entry.path else ""
+        raise VadkitError(
+            f"video {entry.video}: no feature file{where}; pass --features FEATS, the directory "
+            "`vadkit extract` wrote"
+        )
+    return Path(features) / f"{entry.video}.npy"
+
+
+def sources_from_manifest(
+    entries: Sequence[Entry], features: str | os.PathLike | None
+) -> list[Source]:
+    return [Source(e.video, feature_path(e, features), e.label) for e in entries]
+
+
+def spec_of(meta: FeatureMeta | None, crops: int, feature_dim: int) -> dict[str, Any]:
+    """What a model depends on. Features without metadata (e.g. RTFM's public `.npy`) only tell
+    their shape."""
+    if meta is not None:
+        return meta.spec()
+    return {
+        "backbone": None,
+        "feature_dim": feature_dim,
+        "crops": crops,
+        "snippet_length": SNIPPET_LENGTH,
+        "patch_grids": None,
+    }
+
+
+def spec_mismatch(
+    expected: dict[str, Any], got: dict[str, Any], *, patches: bool
+) -> tuple[str, Any, Any] | None:
+    """The first field where `got` does not fit `expected`: `(field, expected, got)`, or None.
+
+    A field unknown on either side (features without metadata) is not compared; the patch layout
+    only matters to a model that reads patches."""
+    keys = ["feature_dim", "crops", "backbone", "snippet_length"]
+    for key in keys + (["patch_grids"] if patches else []):
+        a, b = expected.get(key), got.get(key)
+        if a is not None and b is not None and a != b:
+            return key, a, b
+    return None
+
+
+def resample_segments(x: np.ndarray, segments: int) -> np.ndarray:
+    """Average `(t, ...)` into `(segments, ...)` over `floor(linspace(0, t, segments + 1))` bins;
+    an empty bin (t < segments) takes the snippet at its start, as RTFM's `process_feat` does."""
+    t = x.shape[0]
+    edges = np.linspace(0, t, segments + 1).astype(np.int64)
+    # reduceat sums x[e_i:e_{i+1}], and returns x[e_i] itself where e_i == e_{i+1}: the RTFM rule
+    sums = np.add.reduceat(x, edges[:-1], axis=0, dtype=np.float64)
+    counts = np.maximum(np.diff(edges), 1).reshape(-1, *([1] * (x.ndim - 1)))
+    return (sums / counts).astype(np.float32)
+
+
+def load_source(
+    src: Source, *, patches: bool, mmap: bool = True
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Clip `(t, n, d)` and, if asked, patches `(t, p, d)` (grids in PATCH_GRIDS order) of one
+    video, with its metadata filled in on `src`; errors name the file."""
+    clip, meta = load_clip(src.path, mmap=mmap)
+    src.meta = meta
+    patch = None
+    if patches:
+        if meta is not None and not meta.has_patches:
+            raise VadkitError(
+                f"{src.path}: extracted without patches, but this model needs MSIP's multi-scale "
+                "patch features; re-extract without --no-patches"
+            )
+        parts = load_patches(src.path, mmap=mmap)
+        for grid, arr in parts.items():
+            if arr.shape[0] != clip.shape[0] or arr.shape[2] != clip.shape[2]:
+                raise VadkitError(
+                    f"{src.path}: {grid} patches have shape {arr.shape}, expected "
+                    f"({clip.shape[0]}, {arr.shape[1]}, {clip.shape[2]}) to match the clip features"
+                )
+        patch = np.concatenate([parts[g] for g in PATCH_GRIDS], axis=1)
+    return clip, patch
+
+
+def check_finite(src: Source, *arrays: np.ndarray | None) -> None:
+    for arr in arrays:
+        if arr is not None and not np.isfinite(arr).all():
+            raise VadkitError(
+                f"video {src.video} ({src.path}): features contain NaN or inf; re-extract it or "
+                "remove it from the manifest"
+            )
+
+
+class TrainingSet:
+    """All training videos resampled to `segments` and held in memory.
+
+    `clips` `(V, n, S, d)`, `patches` `(V, S, p, d)` or None, `labels` `(V,)`.
+    """
+
+    def __init__(
+        self,
+        sources: list[Source],
+        clips: torch.Tensor,
+        patches: torch.Tensor | None,
+        spec: dict[str, Any],
+    ) -> None:
+        self.sources = sources
+        self.clips = clips
+        self.patches = patches
+        self.spec = spec
+        labels = torch.tensor([s.label for s in sources])
+        self.normal = torch.nonzero(labels == 0).flatten()
+        self.abnormal = torch.nonzero(labels == 1).flatten()
+
+    @property
+    def metas(self) -> list[FeatureMeta]:
+        return [s.meta for s in self.sources if s.meta is not None]
+
+    @classmethod
+    def load(
+        cls,
+        sources: list[Source],
+        *,
+        segments: int,
+        min_snippets: int,
+        patches: bool = False,
+        float16: bool = False,
+        name: str = "training manifest",
+        progress: Any = None,
+    ) -> TrainingSet:
+        """Read, check and resample every video. Raises VadkitError before any training step:
+        one class only, a video shorter than `min_snippets`, mismatched dims/crops, NaN."""
+        if not sources:
+            raise VadkitError(f"{name} lists no videos")
+        labels = {s.label for s in sources}
+        if labels != {0, 1}:
+            have = "normal (label 0)" if labels == {0} else "abnormal (label 1)"
+            raise VadkitError(
+                f"{name} has only {have} videos ({len(sources)}); training needs both normal "
+                "(label 0) and abnormal (label 1) videos"
+            )
+        dtype = torch.float16 if float16 else torch.float32
+        clips = patch_store = None
+        spec: dict[str, Any] = {}
+        first: Source | None = None
+        for i, src in enumerate(sources):
+            clip, patch = load_source(src, patches=patches)
+            t, n, d = clip.shape
+            if t < min_snippets:
+                raise VadkitError(
+                    f"video {src.video} ({src.path}) has {t} snippet(s), fewer than the "
+                    f"{min_snippets} the top-k selection takes; remove it from the {name}"
+                )
+            here = spec_of(src.meta, n, d)
+            if first is None:
+                first, spec = src, here
+                clips = torch.empty(len(sources), n, segments, d, dtype=dtype)
+                if patch is not None:
+                    patch_store = torch.empty(
+                        len(sources), segments, patch.shape[1], d, dtype=dtype
+                    )
+            else:
+                bad = spec_mismatch(spec, here, patches=patches)
+                if bad:
+                    key, want, have = bad
+                    raise VadkitError(
+                        f"{src.path} has {key} {have} but {first.path} has {key} {want}; every "
+                        f"video of the {name} must come from the same extraction"
+                    )
+            check_finite(src, clip, patch)
+            clips[i] = torch.from_numpy(resample_segments(clip, segments)).transpose(0, 1)
+            if patch_store is not None:
+                patch_store[i] = torch.from_numpy(resample_segments(patch, segments))
+            if progress is not None:
+                progress(i + 1, len(sources))
+        return cls(sources, clips, patch_store, spec)
+
+    def sample(
+        self,
+        batch_size: int,
+        generator: torch.Generator,
+        *,
+        inputs: Iterable[str],
+        device: torch.device,
+    ) -> tuple[Bag, Bag]:
+        """`batch_size` normal and `batch_size` abnormal videos, drawn with `generator`: without
+        replacement when a class has enough videos, with replacement otherwise."""
+        bags = []
+        for pool in (self.normal, self.abnormal):
+            if len(pool) >= batch_size:
+                pick = pool[torch.randperm(len(pool), generator=generator)[:batch_size]]
+            else:
+                pick = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
+            bag = {"clip": self.clips[pick]}
+            if "patches" in inputs:
+                bag["patches"] = self.patches[pick]
+            bags.append({k: v.to(device=device, dtype=torch.float32) for k, v in bag.items()})
+        return bags[0], bags[1]
+
+
+def full_length_bag(clip: np.ndarray, patch: np.ndarray | None, device: torch.device) -> Bag:
+    """One video at full length for inference: `clip` `(1, n, t, d)`, `patches` `(1, t, p, d)`."""
+    bag = {"clip": torch.from_numpy(np.array(clip, np.float32)).transpose(0, 1)[None]}
+    if patch is not None:
+        bag["patches"] = torch.from_numpy(np.array(patch, np.float32))[None]
+    return {k: v.to(device) for k, v in bag.items()}

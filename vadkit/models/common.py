@@ -1,0 +1,133 @@
+"""Pieces shared by the WS-VAD models: the model base class, top-k selection and the MIL losses.
+
+A bag is a dict of tensors for a batch of videos: `clip` `(b, n, t, d)` always, `patches`
+`(b, t, p, d)` for models that use MSIP's multi-scale patches. Models never guess which rows of
+a batch are normal: `loss(normal, abnormal)` takes the two bags separately (SPEC §3.3).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Bag = dict[str, torch.Tensor]
+
+LOSS_VARIANTS = ("msip", "rtfm-code")
+
+# Weights of the score regularisers, RTFM's train.py (`sparsity(..., 8e-3)`, `smooth(..., 8e-4)`),
+# also used by MGFN and MSIP.
+SPARSITY_WEIGHT = 8e-3
+SMOOTHNESS_WEIGHT = 8e-4
+# Random exploration in top-k selection: RTFM's `Dropout(0.7)` over a mask of ones.
+TOPK_DROPOUT = 0.7
+
+
+class VadModel(nn.Module):
+    """Base of every registered model.
+
+    Subclasses set `config` (the keyword arguments that rebuild them: it goes into checkpoints),
+    `inputs` (bag keys that `forward` reads) and implement `forward(clip, patches=None) -> dict`
+    with at least `scores` `(b, t)` in [0, 1], and `loss(normal, abnormal)`.
+    """
+
+    name: str = ""
+    stages: tuple[int, ...] = (1,)
+    default_batch_size: int = 32  # normal (and abnormal) videos per step
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config: dict[str, Any] = {}
+        self.inputs: tuple[str, ...] = ("clip",)
+        self.stage = 1
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def scores(self, bag: Bag) -> torch.Tensor:
+        """Inference snippet scores `(b, t)` for a bag holding this model's inputs."""
+        return self(**{k: bag[k] for k in self.inputs})["scores"]
+
+    def forward_pair(self, normal: Bag, abnormal: Bag) -> tuple[dict, dict]:
+        """One forward pass over both bags concatenated (so BatchNorm sees the mixed batch, as in
+        RTFM), split back by the known bag sizes."""
+        bn = normal["clip"].shape[0]
+        if abnormal["clip"].shape[0] != bn:
+            # the losses pair normal and abnormal rows (RTFM's feature-magnitude loss, MGFN's)
+            raise ValueError(
+                f"normal and abnormal bags must hold as many videos: {bn} vs "
+                f"{abnormal['clip'].shape[0]}"
+            )
+        joint = {k: torch.cat([normal[k], abnormal[k]]) for k in self.inputs}
+        out = self(**joint)
+        first = {k: v[:bn] for k, v in out.items()}
+        second = {k: v[bn:] for k, v in out.items()}
+        return first, second
+
+
+def topk_indices(magnitudes: torch.Tensor, k: int, explore: nn.Module) -> torch.Tensor:
+    """Indices `(b, k)` of the k largest magnitudes `(b, t)` after an exploration mask.
+
+    `explore` is a Dropout over ones (active only in training): RTFM's random exploration.
+    """
+    mask = explore(torch.ones_like(magnitudes))
+    return torch.topk(magnitudes * mask, k, dim=1).indices
+
+
+def gather_time(x: torch.Tensor, idx: torch.Tensor, dim: int) -> torch.Tensor:
+    """Select indices `idx` `(b, k)` along time dimension `dim` of `x` `(b, ...)`, the same
+    indices for every other dimension (every crop)."""
+    view = [idx.shape[0]] + [1] * (x.dim() - 1)
+    view[dim] = idx.shape[1]
+    size = list(x.shape)
+    size[dim] = idx.shape[1]
+    index = idx.view(view).expand(size)
+    return torch.gather(x, dim, index)
+
+
+def bce_bags(score_normal: torch.Tensor, score_abnormal: torch.Tensor) -> torch.Tensor:
+    """BCE of bag scores against 0 (normal) / 1 (abnormal)."""
+    score = torch.cat([score_normal, score_abnormal])
+    label = torch.cat([torch.zeros_like(score_normal), torch.ones_like(score_abnormal)])
+    return F.binary_cross_entropy(score, label)
+
+
+def sparsity(scores: torch.Tensor, variant: str) -> torch.Tensor:
+    """Sparsity of abnormal snippet scores `(b, t)`.
+
+    `msip`: the MSIP paper's L1 sum `Σ_t |s_t|` per video, averaged over videos.
+    `rtfm-code`: RTFM's code, the L2 norm of all abnormal scores flattened.
+    """
+    if variant == "rtfm-code":
+        return torch.linalg.vector_norm(scores.reshape(-1))
+    return scores.abs().sum(dim=1).mean()
+
+
+def smoothness(scores: torch.Tensor, variant: str) -> torch.Tensor:
+    """Temporal smoothness `Σ_t (s_t − s_{t−1})²` of abnormal snippet scores `(b, t)`.
+
+    `msip`: per video (no pair crosses a video boundary), averaged over videos.
+    `rtfm-code`: RTFM's code, over the flattened batch summed, so the last snippet of a video is
+    paired with the first of the next.
+    """
+    if variant == "rtfm-code":
+        flat = scores.reshape(-1)
+        return ((flat[1:] - flat[:-1]) ** 2).sum()
+    return ((scores[:, 1:] - scores[:, :-1]) ** 2).sum(dim=1).mean()
+
+
+def check_variant(loss: str) -> str:
+    if loss not in LOSS_VARIANTS:
+        raise ValueError(f"unknown loss variant {loss!r}; choose one of {', '.join(LOSS_VARIANTS)}")
+    return loss
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier-uniform weights and zero bias for every conv and linear (RTFM's `weight_init`)."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv1d | nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)

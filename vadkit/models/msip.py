@@ -1,0 +1,216 @@
+"""MSIP (multi-scale patch-based representation learning, stage 2 on top of RTFM's CTR).
+
+No MSIP code is public. What the paper states: patches at three scales, an MPSR network that
+models relations among them, a hierarchical graph convolution (HGC) block for cross-scale learning
+and fusion, the MPSR output fused with the clip feature and fed to the frozen CTR and classifier
+of stage 1. The design below is vadkit's (SPEC §3.4), not a reproduction of unpublished code:
+
+- one graph node per patch (49 for grids 2×3, 3×5, 4×7), features projected d→h with a learned
+  position embedding per (scale, row, col);
+- fixed relations: 4-neighbours within a grid, fine→coarse and coarse→fine edges weighted by the
+  overlap area of the patches, each with self-loops and row-normalised; plus a content relation
+  (dot-product attention between nodes) so relations are also learned from the features;
+- HGC layer `H' = LayerNorm(H + GELU(Σ_r Â_r H W_r + softmax(HW_q (HW_k)ᵀ/√h) H W_v))`;
+- attention pooling per scale → Linear 3h→d → ReLU → Dropout;
+- gated fusion `x'_c = x_c + g·m` for every clip crop, g a scalar initialised to 0 so stage 2
+  starts exactly where stage 1 ended.
+
+Stage 1 is CTR + classifier (identical to RTFM). Stage 2 loads a stage-1 checkpoint, freezes CTR
+and classifier (`requires_grad=False`, BatchNorm kept in eval mode) and trains MPSR and the gate.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from vadkit.io.features import PATCH_GRIDS
+from vadkit.models import register_model
+from vadkit.models.common import xavier_init
+from vadkit.models.rtfm import CLASSIFIER_DROPOUT, RTFM
+
+# (rows, cols, patch h, patch w) per scale, coarse to fine: MSIP's grids on a 480×840 frame.
+DEFAULT_GRIDS: tuple[tuple[int, int, int, int], ...] = tuple(PATCH_GRIDS.values())
+STAGE1_PREFIXES = ("ctr.", "classifier.")
+
+
+def patch_graph(grids: Sequence[Sequence[int]]) -> torch.Tensor:
+    """Row-normalised adjacencies `(3, p, p)`: intra-scale 4-neighbours, fine→coarse (a coarse
+    node gathers from the finer patches overlapping it) and coarse→fine; self-loops in each.
+
+    Nodes are numbered scale by scale, row-major within a scale."""
+    boxes = []  # (scale, row, col, y0, x0, y1, x1)
+    for s, (rows, cols, ph, pw) in enumerate(grids):
+        for r in range(rows):
+            for c in range(cols):
+                boxes.append((s, r, c, r * ph, c * pw, (r + 1) * ph, (c + 1) * pw))
+    p = len(boxes)
+    adj = torch.zeros(3, p, p, dtype=torch.float64)
+    for i, (si, ri, ci, *bi) in enumerate(boxes):
+        for j, (sj, rj, cj, *bj) in enumerate(boxes):
+            if si == sj and abs(ri - rj) + abs(ci - cj) == 1:
+                adj[0, i, j] = 1.0
+            elif abs(si - sj) == 1:
+                h = min(bi[2], bj[2]) - max(bi[0], bj[0])
+                w = min(bi[3], bj[3]) - max(bi[1], bj[1])
+                if h > 0 and w > 0:
+                    # relation 1: coarse i gathers from finer j; relation 2: fine i from coarser j
+                    adj[1 if sj == si + 1 else 2, i, j] = float(h * w)
+    for r in range(3):
+        # self-loop weighted like the strongest incoming edge so it neither vanishes nor dominates
+        w_self = adj[r].max(dim=1).values.clamp(min=1.0)
+        adj[r] += torch.diag(w_self)
+        adj[r] /= adj[r].sum(dim=1, keepdim=True)
+    return adj.float()
+
+
+class HGCLayer(nn.Module):
+    """One hierarchical graph convolution over the patch graph plus a content relation."""
+
+    def __init__(self, hidden: int, relations: int = 3) -> None:
+        super().__init__()
+        self.relation = nn.ModuleList(
+            nn.Linear(hidden, hidden, bias=False) for _ in range(relations)
+        )
+        self.query = nn.Linear(hidden, hidden, bias=False)
+        self.key = nn.Linear(hidden, hidden, bias=False)
+        self.value = nn.Linear(hidden, hidden, bias=False)
+        self.norm = nn.LayerNorm(hidden)
+        self.scale = hidden**-0.5
+
+    def forward(self, h: torch.Tensor, adj: torch.Tensor) -> torch.Tensor:  # (B, p, h), (r, p, p)
+        msg = sum(a @ w(h) for a, w in zip(adj, self.relation, strict=True))  # (B, p, h)
+        attn = torch.softmax(self.query(h) @ self.key(h).transpose(1, 2) * self.scale, dim=-1)
+        msg = msg + attn @ self.value(h)  # (B, p, h)
+        return self.norm(h + F.gelu(msg))
+
+
+class MPSR(nn.Module):
+    """Multi-scale patch representation: patches `(b, t, p, d)` → one vector per snippet
+    `(b, t, d)`."""
+
+    def __init__(
+        self,
+        *,
+        feature_dim: int,
+        hidden: int = 512,
+        layers: int = 2,
+        grids: Sequence[Sequence[int]] = DEFAULT_GRIDS,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.sizes = [rows * cols for rows, cols, _, _ in grids]
+        p = sum(self.sizes)
+        self.proj = nn.Linear(feature_dim, hidden)
+        self.position = nn.Parameter(torch.zeros(p, hidden))  # one per (scale, row, col)
+        self.register_buffer("adj", patch_graph(grids), persistent=False)
+        self.layers = nn.ModuleList(HGCLayer(hidden) for _ in range(layers))
+        self.pool = nn.ModuleList(nn.Linear(hidden, 1) for _ in grids)
+        self.out = nn.Sequential(
+            nn.Linear(len(grids) * hidden, feature_dim), nn.ReLU(), nn.Dropout(dropout)
+        )
+        xavier_init(self)
+        nn.init.trunc_normal_(self.position, std=0.02)
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        b, t, p, d = patches.shape  # (b, t, p, d)
+        h = self.proj(patches.reshape(b * t, p, d)) + self.position  # (b·t, p, h)
+        for layer in self.layers:
+            h = layer(h, self.adj)
+        pooled = []
+        scales = h.split(self.sizes, dim=1)  # per scale (b·t, p_s, h)
+        for pool, nodes in zip(self.pool, scales, strict=True):
+            alpha = torch.softmax(pool(nodes), dim=1)  # (b·t, p_s, 1)
+            pooled.append((alpha * nodes).sum(1))  # (b·t, h)
+        return self.out(torch.cat(pooled, dim=-1)).view(b, t, d)  # (b, t, d)
+
+
+class MSIP(RTFM):
+    """Stage 1: CTR + classifier (RTFM). Stage 2: MPSR fused into the clip features in front of
+    the frozen stage-1 network."""
+
+    name = "msip"
+    stages = (1, 2)
+
+    def __init__(
+        self,
+        *,
+        feature_dim: int = 2048,
+        segments: int = 32,
+        hidden: int = 512,
+        dropout: float = CLASSIFIER_DROPOUT,
+        loss: str = "msip",
+        stage: int = 1,
+        graph_dim: int = 512,  # h of SPEC §3.4
+        graph_layers: int = 2,
+        patch_grids: Sequence[Sequence[int]] = DEFAULT_GRIDS,
+        mpsr_dropout: float = 0.1,  # not published; vadkit's choice
+    ) -> None:
+        super().__init__(
+            feature_dim=feature_dim, segments=segments, hidden=hidden, dropout=dropout, loss=loss
+        )
+        if stage not in self.stages:
+            raise ValueError(f"MSIP stage must be 1 or 2, got {stage}")
+        self.stage = stage
+        grids = [list(map(int, g)) for g in patch_grids]
+        self.config.update(
+            stage=stage,
+            graph_dim=graph_dim,
+            graph_layers=graph_layers,
+            patch_grids=grids,
+            mpsr_dropout=mpsr_dropout,
+        )
+        if stage == 2:
+            self.inputs = ("clip", "patches")
+            self.mpsr = MPSR(
+                feature_dim=feature_dim,
+                hidden=graph_dim,
+                layers=graph_layers,
+                grids=grids,
+                dropout=mpsr_dropout,
+            )
+            self.gate = nn.Parameter(torch.zeros(()))
+            for p in self.stage1_parameters():
+                p.requires_grad_(False)
+
+    def stage1_parameters(self) -> list[nn.Parameter]:
+        return [*self.ctr.parameters(), *self.classifier.parameters()]
+
+    def load_stage1(self, state: Mapping[str, torch.Tensor], *, source: str = "") -> None:
+        """Copy CTR + classifier weights and BN statistics from a stage-1 state dict."""
+        wanted = {k: v for k, v in state.items() if k.startswith(STAGE1_PREFIXES)}
+        own = {k for k in self.state_dict() if k.startswith(STAGE1_PREFIXES)}
+        if set(wanted) != own:
+            missing = sorted(own - set(wanted))[:3]
+            extra = sorted(set(wanted) - own)[:3]
+            raise ValueError(
+                f"{source}: not a stage-1 CTR + classifier checkpoint "
+                f"(missing {missing}, unexpected {extra})"
+            )
+        self.load_state_dict(wanted, strict=False)
+
+    def train(self, mode: bool = True) -> MSIP:
+        super().train(mode)
+        if self.stage == 2:
+            # Frozen stage-1 network: its BatchNorm keeps the statistics stage 1 learnt.
+            for m in self.ctr.modules():
+                if isinstance(m, _BatchNorm):
+                    m.eval()
+        return self
+
+    def forward(self, clip: torch.Tensor, patches: torch.Tensor | None = None) -> dict:
+        if self.stage == 2:
+            if patches is None:
+                raise ValueError("MSIP stage 2 needs the multi-scale patch features")
+            m = self.mpsr(patches)  # (b, t, d)
+            clip = clip + self.gate * m[:, None]  # (b, n, t, d): same m for every crop
+        return super().forward(clip)
+
+
+register_model(MSIP)
+
+__all__ = ["HGCLayer", "MPSR", "MSIP", "patch_graph"]
