@@ -17,8 +17,8 @@ MGFN, MSIP and every UCF-Crime / ShanghaiTech / XD-Violence paper):
   class's anomalous videos together with all normal videos (a video with several classes,
   as in XD-Violence, counts in each of them).
 
-The scorer sorts the scores once and derives every curve from that order, so a million frames
-take a fraction of a second; results equal sklearn's to floating-point rounding (≤ 1e-12).
+Curves come from plain sorts and binary searches (no per-frame Python, no argsort), so a
+million frames take a fraction of a second; results equal sklearn's to floating-point rounding (≤ 1e-12).
 """
 
 from __future__ import annotations
@@ -49,18 +49,16 @@ def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     return t.astype(bool), s
 
 
-def _sorted(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Order (descending score, ties in reverse index order as sklearn), sorted scores, labels."""
-    order = np.argsort(y_score, kind="stable")[::-1]
-    return order, y_score[order], y_true[order]
-
-
-def _counts(s_sorted: np.ndarray, t_sorted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True/false positive counts at each distinct threshold (sklearn's binary clf curve)."""
-    distinct = np.flatnonzero(np.diff(s_sorted))
-    idx = np.append(distinct, s_sorted.size - 1)
-    tps = np.cumsum(t_sorted, dtype=np.float64)[idx]
-    fps = 1.0 + idx - tps
+def _counts(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """True/false positive counts at each distinct score, highest first (sklearn's binary
+    classification curve), from two plain sorts instead of an argsort (4x faster)."""
+    all_sorted = np.sort(y_score)
+    pos_sorted = np.sort(y_score[y_true])
+    first = np.flatnonzero(np.r_[True, all_sorted[1:] != all_sorted[:-1]])  # distinct, ascending
+    at_least = all_sorted.size - first  # frames scored >= each distinct value
+    pos_at_least = pos_sorted.size - np.searchsorted(pos_sorted, all_sorted[first], "left")
+    tps = pos_at_least[::-1].astype(np.float64)
+    fps = (at_least - pos_at_least)[::-1].astype(np.float64)
     return tps, fps
 
 
@@ -111,8 +109,7 @@ def _mann_whitney_auc(pos: np.ndarray, negs: list[np.ndarray], n_neg: int) -> fl
 def roc_auc(y_true, y_score) -> float:
     """Area under the ROC curve (equals `sklearn.metrics.roc_auc_score`)."""
     t, s = _check(y_true, y_score)
-    _, ss, ts = _sorted(t, s)
-    tps, fps = _counts(ss, ts)
+    tps, fps = _counts(t, s)
     _need_both(tps, fps, "ROC AUC")
     return _roc_auc(tps, fps)
 
@@ -120,8 +117,7 @@ def roc_auc(y_true, y_score) -> float:
 def average_precision(y_true, y_score) -> float:
     """sklearn's average precision `Σ (R_n − R_{n−1}) P_n`."""
     t, s = _check(y_true, y_score)
-    _, ss, ts = _sorted(t, s)
-    tps, fps = _counts(ss, ts)
+    tps, fps = _counts(t, s)
     _need_both(tps, fps, "average precision")
     return _ap(*_pr(tps, fps))
 
@@ -129,8 +125,7 @@ def average_precision(y_true, y_score) -> float:
 def pr_auc_trapezoid(y_true, y_score) -> float:
     """Trapezoid area under the precision-recall curve (RTFM/MGFN's reported PR AUC)."""
     t, s = _check(y_true, y_score)
-    _, ss, ts = _sorted(t, s)
-    tps, fps = _counts(ss, ts)
+    tps, fps = _counts(t, s)
     _need_both(tps, fps, "PR AUC")
     return _pr_trapezoid(*_pr(tps, fps))
 
@@ -261,8 +256,7 @@ def evaluate(
     y_score = np.concatenate(y_scores)
     y_true = np.concatenate(y_labels).astype(bool)
     frame_video = np.repeat(np.arange(len(names)), lengths)
-    _, ss, ts = _sorted(y_true, y_score)
-    tps, fps = _counts(ss, ts)
+    tps, fps = _counts(y_true, y_score)
     _need_both(tps, fps, f"evaluating {len(names)} video(s) against {annotations.path}: ROC AUC")
     precision, recall = _pr(tps, fps)
     notes: list[str] = []
@@ -278,7 +272,7 @@ def evaluate(
 
     def subset_auc(videos_mask: np.ndarray, with_normal: bool, what: str) -> float | None:
         m = videos_mask[frame_video]
-        pos = y_score[m & y_true]
+        pos = np.sort(y_score[m & y_true])  # sorted keys make searchsorted cache-friendly
         neg = [np.sort(y_score[m & ~y_true])]
         if with_normal:
             neg.append(neg_normal)
