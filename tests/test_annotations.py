@@ -232,7 +232,7 @@ def test_legacy_counts_from_list_or_snippets_and_crop_files(tmp_path):
     with pytest.raises(VadkitError, match=r"b\.list:1: cannot tell how many snippets vid0"):
         read_annotations(gt_path, list_file=tmp_path / "b.list")
     b = read_annotations(
-        gt_path, list_file=tmp_path / "b.list", snippets={"vid0": 3, "vid1": 2, "vid2": 4}
+        gt_path, list_file=tmp_path / "b.list", snippets={"vid0_i3d": 3, "vid1": 2, "vid2": 4}
     )
     assert np.array_equal(b.labels("vid0"), gt[0])
     with pytest.raises(

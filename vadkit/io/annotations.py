@@ -482,6 +482,8 @@ def _read_masks(p: Path) -> Annotations:
 
 def _read_legacy(p: Path, list_file: Path, snippets: dict[str, int]) -> Annotations:
     gt = _load_mask(p)
+    # score files may be named after the feature files (`VID_i3d`, `VID__0`)
+    snippets = {_CROP_SUFFIX.sub("", _strip_i3d(video_id(k))): t for k, t in snippets.items()}
     if not list_file.exists():
         raise VadkitError(f"{list_file}: list file not found")
     entries: list[tuple[str, int | None, Path, str]] = []  # video, t, path, source
