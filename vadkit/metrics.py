@@ -162,7 +162,8 @@ def align_scores_labels(
         raise VadkitError(
             f"{video}: {ns} frame scores but the annotation ({source}) gives {nl} frames; they "
             f"differ by {abs(ns - nl)}, more than one snippet ({tolerance} frames) of padding. "
-            f"Are the scores from another video, frame rate or feature set?"
+            f"Are the scores from another video, frame rate or feature set, or per snippet "
+            f"rather than per frame (`vadkit score` writes per-frame scores)?"
         )
     if ns > nl:
         action = "trimmed scores"
