@@ -129,6 +129,7 @@ def eval_cmd(
         typer.Argument(
             help="Score directory: one VID.npy of per-frame scores per video (+ VID.json "
             "metadata from `vadkit score`; bare arrays from other tools are accepted).",
+            metavar="SCORES",
             show_default=False,
         ),
     ],
@@ -195,6 +196,7 @@ def plot_cmd(
         typer.Argument(
             help="Video id, or a case-insensitive prefix of one (shooting022 finds "
             "Shooting022_x264); an exact name always wins.",
+            metavar="VIDEO",
             show_default=False,
         ),
     ],
