@@ -196,3 +196,41 @@ def test_format_option_and_conventions(tmp_path):
     _one_error_line(r, f"{ann}:1:", "malformed xd annotation line")
     r = runner.invoke(app, ["eval", str(d), "-a", str(ann), "--format", "bogus"])
     assert r.exit_code == 2
+
+
+def test_real_shanghaitech_masks_and_xd_annotations(tmp_path, shared_dir):
+    ann = shared_dir / "data" / "annotations"
+    masks = sorted((ann / "shanghaitech_test_frame_mask").glob("*.npy"))[:6]
+    d = tmp_path / "sht"
+    d.mkdir()
+    for m in masks:  # perfect scores, one snippet of padding on top (trimmed, reported)
+        y = np.load(m).astype(np.float32)
+        np.save(d / m.name, np.r_[y, np.zeros(9, np.float32)])
+    np.save(d / "13_normal_video.npy", np.zeros(100, np.float32))  # unlisted = normal
+    j = json.loads(
+        _ok(
+            runner.invoke(
+                app, ["eval", str(d), "-a", str(ann / "shanghaitech_test_frame_mask"), "--json"]
+            )
+        ).stdout
+    )
+    assert j["roc_auc"] == 1.0 and j["false_alarm_rate"] == 0.0
+    assert j["annotations"]["format"] == "shanghaitech" and len(j["trimmed"]) == 6
+    assert j["missing_labels"] == ["13_normal_video"] and len(j["missing_scores"]) == 101
+
+    x = tmp_path / "xd"
+    x.mkdir()
+    v = "Fast.Five.2011__#00-32-56_00-33-26_label_B2-0-0"
+    y = np.zeros(722, np.float32)
+    y[155:301] = y[450:687] = 1
+    np.save(x / f"{v}.npy", y)
+    np.save(x / "Some.Film__#00-01-00_00-01-30_label_A.npy", np.full(500, 0.2, np.float32))
+    j = json.loads(
+        _ok(
+            runner.invoke(
+                app, ["eval", str(x), "-a", str(ann / "xd_violence_annotations.txt"), "--json"]
+            )
+        ).stdout
+    )
+    assert j["roc_auc"] == 1.0 and j["per_class"]["Shooting"]["roc_auc"] == 1.0
+    assert j["normal_videos"] == 1 and j["annotations"]["format"] == "xd"
