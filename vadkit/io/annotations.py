@@ -102,7 +102,7 @@ class VideoTruth:
     def anomalous(self) -> bool:
         if self.mask is not None:
             return bool(self.mask.any())
-        return bool(self.intervals)
+        return any(b > a for a, b in self.intervals)  # an end-exclusive "5 5" marks nothing
 
 
 class Annotations:
