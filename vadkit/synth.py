@@ -184,7 +184,7 @@ def plan_dataset(config: SynthConfig) -> list[VideoPlan]:
                 label=int(abnormal),
                 event=events[k] if abnormal else None,
                 scene=int(rng.integers(_N_SCENES)),
-                walkers=int(rng.integers(1, 9)),
+                walkers=int(rng.integers(1, 8)),
                 standers=int(rng.integers(0, 3)) * 2,
                 brightness=float(rng.uniform(0.6, 1.25)),
                 noise_sigma=float(rng.uniform(1.0, 7.0)),
@@ -210,10 +210,18 @@ class _Scene:
     road: tuple[float, float]  # y range of the road band
 
     def scale_at(self, y: float, unit: float) -> float:
-        """Perspective: figures near the bottom of the frame are drawn larger."""
-        h = self.background.shape[0]
-        depth = np.clip((y - self.ground_top) / max(1.0, h - self.ground_top), 0.0, 1.0)
-        return unit * (0.65 + 0.55 * float(depth))
+        return _depth_scale(y, self.ground_top, self.background.shape[0], unit)
+
+
+# Size of a figure relative to the design units: a person is about 17 * _PERSON design px tall at
+# mid depth, so a fight or a car stays well under a tenth of the frame while I3D still sees it.
+_PERSON = 1.5
+
+
+def _depth_scale(y: float, ground_top: float, h: int, unit: float) -> float:
+    """Perspective: things near the bottom of the frame are drawn larger."""
+    depth = float(np.clip((y - ground_top) / max(1.0, h - ground_top), 0.0, 1.0))
+    return unit * _PERSON * (0.65 + 0.55 * depth)
 
 
 def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
@@ -240,7 +248,7 @@ def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
 
     ground_top = float(rng.uniform(0.25, 0.34) * h)
     road_mid = float(rng.uniform(0.55, 0.7) * h)
-    road_half = 0.075 * h
+    road_half = 0.1 * h
     road = (road_mid - road_half, road_mid + road_half)
     r0, r1 = int(round(road[0])), int(round(road[1]))
     asphalt = float(rng.uniform(55, 80))
@@ -278,20 +286,20 @@ def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
 
     for _ in range(int(rng.integers(2, 5))):  # trees
         tx, ty = float(rng.uniform(0, w)), ground_y()
-        s = (0.65 + 0.55 * (ty - ground_top) / (h - ground_top)) * u
+        s = _depth_scale(ty, ground_top, h, u)
         _line(img, None, (tx, ty), (tx, ty - 12 * s), (80, 60, 40), 2.2 * s)
         green = (int(rng.integers(30, 70)), int(rng.integers(80, 130)), int(rng.integers(30, 60)))
         _disc(img, None, (tx, ty - 16 * s), 6.5 * s, green)
         _disc(img, None, (tx - 2 * s, ty - 18 * s), 3.5 * s, tuple(min(255, c + 25) for c in green))
     for _ in range(int(rng.integers(1, 4))):  # benches
         bx, by = float(rng.uniform(0, w)), ground_y()
-        s = (0.65 + 0.55 * (by - ground_top) / (h - ground_top)) * u
+        s = _depth_scale(by, ground_top, h, u)
         _line(img, None, (bx - 7 * s, by - 3 * s), (bx + 7 * s, by - 3 * s), (110, 75, 45), 2.5 * s)
         _line(img, None, (bx - 6 * s, by - 2 * s), (bx - 6 * s, by), (60, 60, 60), 1)
         _line(img, None, (bx + 6 * s, by - 2 * s), (bx + 6 * s, by), (60, 60, 60), 1)
     for _ in range(int(rng.integers(1, 3))):  # lamp posts
         lx, ly = float(rng.uniform(0, w)), ground_y()
-        s = (0.65 + 0.55 * (ly - ground_top) / (h - ground_top)) * u
+        s = _depth_scale(ly, ground_top, h, u)
         _line(img, None, (lx, ly), (lx, ly - 24 * s), (50, 50, 55), 1.2 * s)
         _disc(img, None, (lx, ly - 24 * s), 1.8 * s, (235, 230, 190))
     return _Scene(background=img, ground_top=ground_top, road=road)
@@ -480,7 +488,8 @@ class _Event:
         if road[0] - 6 * unit < y < road[1] + 14 * unit:
             y = min(h - 2 * unit, road[1] + 14 * unit)
         self.y = y
-        self.s = scene.scale_at(self.y, unit)
+        # the nearest depths are left to the crowd: an event stays under a tenth of the frame
+        self.s = min(scene.scale_at(self.y, unit), 0.95 * _PERSON * unit)
         self.direction = 1 if rng.random() < 0.5 else -1
         self.walk = float(rng.uniform(0.45, 0.8))
         self.speed = {"running": rng.uniform(3.0, 4.0), "vehicle": rng.uniform(5.0, 7.0)}.get(
@@ -498,11 +507,12 @@ class _Event:
         if self.kind == "fighting":
             out = []
             for i, side in enumerate((-1, 1)):
-                pose = _Pose(self.x + side * 4.5 * s, self.y, s, legs=0.8, arm_l=0.15)
+                pose = _Pose(self.x + side * 4.0 * s, self.y, s, legs=0.8, arm_l=0.15)
                 if self.active(t):
-                    pose.x += float(rng.normal(0, 2.2)) * s
-                    pose.y += float(rng.normal(0, 0.8)) * s
-                    pose.tilt = float(rng.normal(0, 0.35))
+                    # shoves and stumbles, bounded so that the pair stays a local event
+                    pose.x += float(np.clip(rng.normal(0, 3.0), -3.0, 3.0)) * s
+                    pose.y += float(np.clip(rng.normal(0, 1.2), -2.0, 2.0)) * s
+                    pose.tilt = float(np.clip(rng.normal(0, 0.35), -0.6, 0.6))
                     pose.legs = float(rng.normal(0, 2.5))
                     pose.arm_l = -side * float(rng.uniform(0.8, 2.8))
                     pose.arm_r = -side * float(rng.uniform(0.3, 2.8))
