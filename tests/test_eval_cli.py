@@ -115,6 +115,8 @@ def test_output_file_and_missing_scores_warning(tmp_path):
     saved = json.loads(out.read_text())
     assert saved["missing_scores"] == ["Arson003_x264"] and saved["videos"] == 4
     assert "roc_auc" in r.stdout  # the table still goes to stdout
+    r = _ok(runner.invoke(app, ["eval", str(d), "-a", str(_annotation(tmp_path)), "--per-video"]))
+    assert "per video" in r.stdout and "Normal_Videos_002_x264" in r.stdout
     assert not list(out.parent.glob(".tmp-*"))
 
 

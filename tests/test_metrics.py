@@ -197,3 +197,21 @@ def test_legacy_pads_short_scores_with_the_last_snippet(tmp_path):
         {"video": "A_i3d", "scores": 29, "labels": 32, "action": "padded scores"}
     ]
     assert r["roc_auc"] == 1.0 and r["frames"] == 48
+
+
+def test_per_video_rows(tmp_path):
+    a = _ucf(tmp_path, LINES)
+    rng = np.random.default_rng(5)
+    scores = {v: rng.random(n) for v, n in LENGTHS.items()}
+    assert "per_video" not in metrics.evaluate(scores, a)
+    r = metrics.evaluate(scores, a, per_video=True, threshold=0.7)
+    rows = r["per_video"]
+    assert set(rows) == set(LENGTHS)
+    y = a.labels("Abuse002_x264", 48)
+    s = scores["Abuse002_x264"]
+    assert rows["Abuse002_x264"]["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert rows["Abuse002_x264"]["anomalous_frames"] == 16
+    n = scores["Normal_Videos_001_x264"]
+    assert rows["Normal_Videos_001_x264"]["roc_auc"] is None
+    assert rows["Normal_Videos_001_x264"]["alarm_rate"] == pytest.approx(np.mean(n >= 0.7))
+    assert rows["Normal_Videos_001_x264"]["max_score"] == n.max()

@@ -188,6 +188,7 @@ def evaluate(
     snippet_lengths: Mapping[str, int] | None = None,
     threshold: float = FALSE_ALARM_THRESHOLD,
     pad_scores: bool | None = None,
+    per_video: bool = False,
 ) -> dict:
     """Frame-level metrics of per-frame `scores` ({video: (frames,)}) against `annotations`.
 
@@ -201,6 +202,10 @@ def evaluate(
     Videos with scores but no annotation are an error unless the format says unlisted videos
     are normal (XD-Violence, ShanghaiTech masks); they are then listed under `missing_labels`.
     Annotated videos without scores are listed under `missing_scores` (the caller warns).
+
+    `per_video=True` adds `per_video`: {video: frames, anomalous_frames, roc_auc (null unless
+    the video has both kinds of frames), mean_score, max_score, alarm_rate (share of frames
+    scored >= threshold)} to find the videos that drag a result down.
     """
     frame_counts = frame_counts or {}
     snippet_lengths = snippet_lengths or {}
@@ -319,7 +324,7 @@ def evaluate(
             f"padding and were aligned (see 'trimmed')"
         )
 
-    return {
+    result = {
         "roc_auc": _roc_auc(tps, fps),
         "average_precision": _ap(precision, recall),
         "pr_auc_trapezoid": _pr_trapezoid(precision, recall),
@@ -338,3 +343,21 @@ def evaluate(
         "trimmed": trimmed,
         "notes": notes,
     }
+    if per_video:
+        rows = {}
+        for v, sv, lv in zip(names, y_scores, y_labels, strict=True):
+            pos = int(np.count_nonzero(lv))
+            auc_v = None
+            if 0 < pos < lv.size:
+                neg = np.sort(sv[lv == 0])
+                auc_v = _mann_whitney_auc(np.sort(sv[lv != 0]), [neg], neg.size)
+            rows[v] = {
+                "frames": int(sv.size),
+                "anomalous_frames": pos,
+                "roc_auc": auc_v,
+                "mean_score": float(sv.mean()),
+                "max_score": float(sv.max()),
+                "alarm_rate": float(np.count_nonzero(sv >= threshold) / sv.size),
+            }
+        result["per_video"] = rows
+    return result

@@ -120,6 +120,28 @@ def _table(result: dict, console: Console) -> None:
         for name, row in result["per_class"].items():
             c.add_row(name, _fmt(row["roc_auc"]), str(row["videos"]), str(row["frames"]))
         console.print(c)
+    if "per_video" in result:
+        p = Table(title="per video (worst ROC AUC first)", header_style="bold")
+        for col in ("video", "frames", "anomalous", "roc_auc", "mean", "max", "alarm_rate"):
+            if col == "video":
+                p.add_column(col, overflow="fold")
+            else:
+                p.add_column(col, justify="right")
+        rows = sorted(
+            result["per_video"].items(),
+            key=lambda kv: (kv[1]["roc_auc"] is None, kv[1]["roc_auc"] or 0.0, kv[0]),
+        )
+        for v, r in rows:
+            p.add_row(
+                v,
+                str(r["frames"]),
+                str(r["anomalous_frames"]),
+                _fmt(r["roc_auc"]),
+                _fmt(r["mean_score"]),
+                _fmt(r["max_score"]),
+                _fmt(r["alarm_rate"]),
+            )
+        console.print(p)
 
 
 @app.command("eval")
@@ -141,6 +163,14 @@ def eval_cmd(
     threshold: Annotated[
         float, typer.Option(help="Score threshold of the false-alarm rate (score >= threshold).")
     ] = FALSE_ALARM_THRESHOLD,
+    per_video: Annotated[
+        bool,
+        typer.Option(
+            "--per-video",
+            help="Also report each video's frames, ROC AUC, mean/max score and alarm rate "
+            "(a table sorted by ROC AUC, or 'per_video' in the JSON).",
+        ),
+    ] = False,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")
     ] = False,
@@ -167,6 +197,7 @@ def eval_cmd(
         frame_counts={v: m.frame_count for v, m in metas.items()},
         snippet_lengths={v: m.snippet_length or SNIPPET_LENGTH for v, m in metas.items()},
         threshold=threshold,
+        per_video=per_video,
     )
     result["scores"] = str(scores)
     missing = result["missing_scores"]
@@ -186,7 +217,9 @@ def eval_cmd(
     if as_json:
         typer.echo(json.dumps(result, indent=1))
     else:
-        _table(result, Console())
+        # piped output is not folded to 80 columns: video names stay whole for grep
+        out = Console()
+        _table(result, out if out.is_terminal else Console(width=200))
 
 
 @app.command("plot")
