@@ -236,3 +236,12 @@ def test_real_shanghaitech_masks_and_xd_annotations(tmp_path, shared_dir):
     )
     assert j["roc_auc"] == 1.0 and j["per_class"]["Shooting"]["roc_auc"] == 1.0
     assert j["normal_videos"] == 1 and j["annotations"]["format"] == "xd"
+
+
+def test_bad_arguments_exit_2(tmp_path):
+    d = _score_dir(tmp_path, lambda v, n: np.zeros(n))
+    ann = str(_annotation(tmp_path))
+    r = runner.invoke(app, ["eval", str(d), "-a", ann, "--list", ann])
+    assert r.exit_code == 2 and "--list is for the legacy gt format" in r.output
+    r = runner.invoke(app, ["eval", str(d), "-a", ann, "--threshold", "nan"])
+    assert r.exit_code == 2 and "finite" in r.output

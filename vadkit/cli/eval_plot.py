@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -89,6 +90,11 @@ def _load(
         list_file=list_file,
         snippets={v: m.snippets for v, m in metas.items()},
     )
+    if list_file is not None and ann.format != "legacy":
+        raise typer.BadParameter(
+            f"--list is for the legacy gt format, but {annotations} is {ann.format}",
+            param_hint="--list",
+        )
     return {v: a for v, (a, _) in scored.items()}, metas, ann
 
 
@@ -189,6 +195,8 @@ def eval_cmd(
     videos missing from an annotation that lists every video are an error; annotated videos
     without scores are reported on stderr and under 'missing_scores'.
     """
+    if not math.isfinite(threshold):
+        raise typer.BadParameter(f"{threshold}: expected a finite number", param_hint="--threshold")
     err = Console(stderr=True, soft_wrap=True)
     arrays, metas, ann = _load(scores, annotations, format, list_file, one_based, end_inclusive)
     result = evaluate(
