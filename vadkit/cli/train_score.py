@@ -38,6 +38,8 @@ def _progress(console: Console) -> Progress:
         TimeRemainingColumn(),
         TextColumn("{task.fields[info]}"),
         console=console,
+        transient=True,
+        disable=not console.is_terminal,  # a log file gets the summary, not bar redraws
     )
 
 
