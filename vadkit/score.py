@@ -25,7 +25,7 @@ from vadkit import __version__
 from vadkit.data import Source, full_length_bag, load_source, spec_mismatch, spec_of
 from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path
-from vadkit.io.features import SNIPPET_LENGTH, FeatureMeta
+from vadkit.io.features import SNIPPET_LENGTH, FeatureMeta, read_meta
 from vadkit.io.manifest import read_manifest
 from vadkit.io.scores import ScoreMeta, write_scores
 from vadkit.models import create_model
@@ -318,3 +318,55 @@ def score_to_dir(
         if progress is not None:
             progress(i + 1, len(sources), src.video)
     return rows
+
+
+def extract_for_run(
+    run: Run,
+    videos: Sequence[Path],
+    out: str | os.PathLike,
+    *,
+    device: str = "auto",
+    weights: str | None = None,
+) -> list[Source]:
+    """Extract `videos` into `out` with the settings recorded in the run's checkpoint (the
+    extraction of its training features), so scoring a raw video needs one command."""
+    from vadkit.extract import ExtractOptions, extract_videos
+
+    ex = run.meta.get("extraction")
+    if not ex:
+        raise VadkitError(
+            f"{run.path} records no extraction settings (it was trained on features without "
+            "vadkit metadata); extract the videos with `vadkit extract` and score the features"
+        )
+    random_weights = ex["weights_sha256"] is None
+    opts = ExtractOptions(
+        backbone=ex["backbone"],
+        weights=weights,
+        random_weights=random_weights and weights is None,
+        crops=ex["crops"],
+        short_side=ex["short_side"],
+        crop_size=ex["crop_size"],
+        patches="patches" in run.model.inputs,
+        fps=ex["fps"],
+        drop_last=ex["padding"] == "drop-last",
+        dtype=ex["compute_dtype"],
+        device=device,
+    )
+    if opts.patches and ex.get("patch_frame_size"):
+        opts.patch_frame = tuple(ex["patch_frame_size"])
+    summary = extract_videos(videos, out, opts)
+    if summary.failed:
+        first = summary.failed[0]
+        raise VadkitError(
+            f"{len(summary.failed)} video(s) failed to extract; first {first.path}: {first.error}"
+        )
+    sources = [Source(p.stem, Path(out) / f"{p.stem}.npy") for p in videos]
+    for src in sources:
+        meta = read_meta(Path(out), src.video)
+        if meta is not None and meta.weights_sha256 != ex["weights_sha256"]:
+            raise VadkitError(
+                f"{src.path}: extracted with weights {meta.weights_sha256} but the run was trained "
+                f"on features of weights {ex['weights_sha256']} ({ex['weights_source']}); pass "
+                "--weights with the same file"
+            )
+    return sources

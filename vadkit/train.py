@@ -437,13 +437,15 @@ def _extraction(data: TrainingSet) -> dict[str, Any] | None:
     return {
         "backbone": m.backbone,
         "crops": m.crops,
+        "short_side": m.short_side,
+        "crop_size": m.crop_size,
+        "patches": m.has_patches,
+        "patch_frame_size": m.patch_frame_size,
         "fps": None if m.fps_used == m.fps_native else m.fps_used,
         "padding": m.padding,
-        "patches": m.has_patches,
+        "compute_dtype": m.compute_dtype,
         "weights_sha256": m.weights_sha256,
         "weights_source": m.weights_source,
-        "compute_dtype": m.compute_dtype,
-        "dtype": m.dtype,
     }
 
 

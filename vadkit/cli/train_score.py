@@ -23,7 +23,7 @@ from vadkit.cli.app import app
 from vadkit.errors import VadkitError
 from vadkit.models import list_models
 from vadkit.models.common import LOSS_VARIANTS
-from vadkit.score import load_run, resolve_inputs, score_to_dir
+from vadkit.score import extract_for_run, load_run, resolve_inputs, score_to_dir
 from vadkit.train import Event, TrainConfig, train
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -212,6 +212,10 @@ def score_command(
             "input are extracted here (else into a temporary directory)."
         ),
     ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(help="Backbone weights for video inputs when not the default download."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
 ) -> None:
@@ -224,13 +228,18 @@ def score_command(
     tmp = None
     try:
         if videos:
-            from vadkit.score import extract_for_run
-
             target = features
             if target is None:
                 tmp = Path(tempfile.mkdtemp(prefix="vadkit-score-"))
                 target = tmp
-            sources += extract_for_run(loaded, videos, target, device=device)
+            console.print(f"extracting {len(videos)} video(s) into {target}")
+            sources += extract_for_run(
+                loaded,
+                videos,
+                target,
+                device=device,
+                weights=None if weights is None else str(weights),
+            )
         if not sources:
             raise VadkitError("no videos to score")
         with _progress(console) as bar:
