@@ -219,15 +219,22 @@ class TrainingSet:
         *,
         inputs: Iterable[str],
         device: torch.device,
+        shard: tuple[int, int] = (0, 1),
     ) -> tuple[Bag, Bag]:
         """`batch_size` normal and `batch_size` abnormal videos, drawn with `generator`: without
-        replacement when a class has enough videos, with replacement otherwise."""
+        replacement when a class has enough videos, with replacement otherwise.
+
+        `shard=(rank, world)`: every rank draws the same global batch (same generator state) and
+        keeps its `batch_size / world` rows of each class."""
+        rank, world = shard
+        per = batch_size // world
         bags = []
         for pool in (self.normal, self.abnormal):
             if len(pool) >= batch_size:
                 pick = pool[torch.randperm(len(pool), generator=generator)[:batch_size]]
             else:
                 pick = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
+            pick = pick[rank * per : (rank + 1) * per]
             bag = {"clip": self.clips[pick]}
             if "patches" in inputs:
                 bag["patches"] = self.patches[pick]

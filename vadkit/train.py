@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 import signal
 import threading
@@ -28,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
+from torch import nn
 
 from vadkit.data import Source, TrainingSet, sources_from_manifest, spec_mismatch
 from vadkit.errors import VadkitError
@@ -223,6 +226,106 @@ class _State:
         return int(obj["step"])
 
 
+# ---------------------------------------------------------------- torchrun / DDP
+
+
+@dataclass
+class Distributed:
+    """The process group when launched by `torchrun` (WORLD_SIZE > 1), else a single process."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    owns_group: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls, device: torch.device) -> Distributed:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return cls()
+        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        owns = False
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            owns = True
+        return cls(rank, world, local, owns)
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def close(self) -> None:
+        if self.owns_group and dist.is_initialized():
+            dist.destroy_process_group()
+
+
+class GlobalBatchNorm(nn.BatchNorm1d):
+    """BatchNorm1d whose training statistics are those of the global batch over all ranks.
+
+    torch's SyncBatchNorm runs on GPUs only; this one all-reduces (differentiably) the per-channel
+    sums over any process group, so DDP on CPU (Gloo) trains like one process with the global
+    batch."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        c = x.shape[1]
+        dims = [0, *range(2, x.dim())]
+        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_tensor([x.numel() / c])])
+        total = all_reduce(local)  # (2c + 1,), summed over ranks
+        count = total[-1]
+        mean = total[:c] / count
+        var = total[c : 2 * c] / count - mean * mean  # biased, as BatchNorm normalises
+        with torch.no_grad():
+            self.num_batches_tracked += 1
+            m = self.momentum
+            self.running_mean.mul_(1 - m).add_(m * mean)
+            self.running_var.mul_(1 - m).add_(m * var * count / (count - 1))
+        shape = [1, c] + [1] * (x.dim() - 2)
+        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        return y
+
+
+def sync_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
+    """Make every BatchNorm use global-batch statistics (keeps parameters and buffers)."""
+    if device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for name, child in module.named_children():
+        if type(child) is nn.BatchNorm1d:
+            new = GlobalBatchNorm(child.num_features, eps=child.eps, momentum=child.momentum)
+            new.weight, new.bias = child.weight, child.bias
+            new.running_mean, new.running_var = child.running_mean, child.running_var
+            new.num_batches_tracked = child.num_batches_tracked
+            new.train(child.training)
+            setattr(module, name, new)
+        else:
+            sync_batch_norm(child, device)
+    return module
+
+
+class _LossModule(nn.Module):
+    """DDP wraps `forward`; the loop calls `loss`: this puts one behind the other."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, normal, abnormal):
+        return self.model.loss(normal, abnormal)
+
+
 def train(
     cfg: TrainConfig,
     *,
@@ -247,6 +350,26 @@ def train(
         )
     _validate_config(cfg)
     device = resolve_device(cfg.device)
+    ddp = Distributed.from_env(device)
+    try:
+        return _train(cfg, resume, emit, out, device, ddp)
+    finally:
+        ddp.close()
+
+
+def _train(
+    cfg: TrainConfig,
+    resume: bool,
+    emit: Callback,
+    out: Path,
+    device: torch.device,
+    ddp: Distributed,
+) -> TrainResult:
+    if ddp.enabled and device.type == "cuda":
+        device = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(device)
+    if not ddp.main:
+        emit = lambda event: None  # noqa: E731  (rank 0 reports)
     notes: list[str] = []
 
     stage1_state = stage1_meta = None
@@ -294,25 +417,44 @@ def train(
             model.load_stage1(stage1_state, source=str(stage1_path))
         except ValueError as e:
             raise VadkitError(str(e)) from None
-    model.to(device)
-    params = model.trainable_parameters()
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)
-    state = _State(optimizer, generator)
-    batch_size = cfg.batch_size or cls.default_batch_size
-
-    start = 0
     if resume:
         weights, _ = read_checkpoint(out / "last.safetensors")
         model.load_state_dict(weights)
+    batch_size = cfg.batch_size or cls.default_batch_size
+    loss_fn = model.loss
+    if ddp.enabled:
+        if batch_size % ddp.world:
+            raise VadkitError(
+                f"--batch-size {batch_size} (the global batch per class) must be divisible by "
+                f"the {ddp.world} processes torchrun started"
+            )
+        model = sync_batch_norm(model, device)
+    model.to(device)
+    if ddp.enabled:
+        wrapped = nn.parallel.DistributedDataParallel(
+            _LossModule(model), device_ids=[device.index] if device.type == "cuda" else None
+        )
+        loss_fn = wrapped
+    params = model.trainable_parameters()
+    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    generator = torch.Generator().manual_seed(cfg.seed)  # same on every rank: the global batch
+    state = _State(optimizer, generator)
+
+    start = 0
+    if resume:
         start = state.load(out / "last.state.pt")
         if start >= cfg.steps:
             notes.append(f"the run already has {start} steps; nothing to do")
-    else:
+    elif ddp.main:
         out.mkdir(parents=True, exist_ok=True)
         save_json(out / "config.json", _config_json(cfg))
         with contextlib.suppress(FileNotFoundError):
             (out / "log.jsonl").unlink()
+    if ddp.enabled:
+        # dropout differs per rank; the saved RNG state is rank 0's, so a resumed run (on any
+        # number of processes) reseeds from the step it resumes at
+        torch.manual_seed(cfg.seed + ddp.rank + 7919 * start)
+        ddp.barrier()
 
     meta_base = {
         "model": cfg.model,
@@ -332,6 +474,8 @@ def train(
     }
 
     def save(name: str, step: int, record: dict | None) -> None:
+        if not ddp.main:
+            return
         meta = {**meta_base, "step": step, "metrics": record}
         save_checkpoint(out / f"{name}.safetensors", model, meta)
         if name == "last":
@@ -349,9 +493,13 @@ def train(
         while step < cfg.steps:
             with _deferred_interrupt():
                 normal, abnormal = data.sample(
-                    batch_size, generator, inputs=model.inputs, device=device
+                    batch_size,
+                    generator,
+                    inputs=model.inputs,
+                    device=device,
+                    shard=(ddp.rank, ddp.world),
                 )
-                total, parts = model.loss(normal, abnormal)
+                total, parts = loss_fn(normal, abnormal)
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 optimizer.step()
@@ -368,7 +516,7 @@ def train(
                 sums[k] = sums.get(k, 0.0) + float(v)
             count += 1
             emit(Event("step", step=step, steps=cfg.steps, loss=loss, roc_auc=last_auc))
-            if step % cfg.eval_every == 0 or step == cfg.steps:
+            if ddp.main and (step % cfg.eval_every == 0 or step == cfg.steps):
                 record = {"step": step, "loss": {k: v / count for k, v in sums.items()}}
                 sums, count = {}, 0
                 if annotations is not None:
@@ -393,7 +541,8 @@ def train(
             f"continue with: vadkit train --resume -o {out}"
         ) from None
 
-    if annotations is None:
+    ddp.barrier()
+    if annotations is None and ddp.main:
         with atomic_path(out / "best.safetensors") as tmp:
             shutil.copyfile(out / "last.safetensors", tmp)
     return TrainResult(out, step, state.best_step, state.best_roc_auc, last_record, notes)

@@ -48,6 +48,19 @@ def _choice(value: str | None, choices: tuple[str, ...] | list[str], flag: str) 
         raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=flag)
 
 
+def _model_args(items: list[str]) -> dict:
+    args = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--model-arg")
+        try:
+            args[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            args[key.strip()] = value
+    return args
+
+
 @app.command("train")
 def train_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
@@ -111,6 +124,13 @@ def train_command(
     abnormal_first: Annotated[
         int | None, typer.Option(help="Labels of a .list manifest: the first N are abnormal.")
     ] = None,
+    model_arg: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model-arg",
+            help="Constructor argument KEY=VALUE (VALUE as JSON), e.g. hidden=256; repeatable.",
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Train a model on extracted features; write RUN/{best,last}.safetensors, log.jsonl."""
@@ -154,6 +174,7 @@ def train_command(
             float16_cache=float16_cache,
             naming=naming,
             abnormal_first=abnormal_first,
+            model_args=_model_args(model_arg or []),
         )
     console = Console(stderr=True)
     with _progress(console) as bar:

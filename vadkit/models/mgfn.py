@@ -132,6 +132,7 @@ class MGFN(VadModel):
         ff_mult: int = 4,
         kernel: int = 5,  # Focus's local aggregation kernel (MGFN `lokernel`)
         ff_dropout: float = 0.0,
+        topk_dropout: float = TOPK_DROPOUT,
         loss: str = "msip",
     ) -> None:
         super().__init__()
@@ -148,6 +149,7 @@ class MGFN(VadModel):
             ff_mult=ff_mult,
             kernel=kernel,
             ff_dropout=ff_dropout,
+            topk_dropout=topk_dropout,
             loss=loss,
         )
         self.loss_variant = check_variant(loss)
@@ -171,7 +173,7 @@ class MGFN(VadModel):
             self.layers.append(nn.Sequential(*layers))
         self.norm = nn.LayerNorm(dims[-1])
         self.fc = nn.Linear(dims[-1], 1)
-        self.explore = nn.Dropout(TOPK_DROPOUT)
+        self.explore = nn.Dropout(topk_dropout)
 
     def forward(self, clip: torch.Tensor, patches: torch.Tensor | None = None) -> dict:
         b, n, t, d = clip.shape  # (b, n, t, d)

@@ -30,7 +30,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from vadkit.io.features import PATCH_GRIDS
 from vadkit.models import register_model
-from vadkit.models.common import xavier_init
+from vadkit.models.common import TOPK_DROPOUT, xavier_init
 from vadkit.models.rtfm import CLASSIFIER_DROPOUT, RTFM
 
 # (rows, cols, patch h, patch w) per scale, coarse to fine: MSIP's grids on a 480×840 frame.
@@ -143,6 +143,7 @@ class MSIP(RTFM):
         segments: int = 32,
         hidden: int = 512,
         dropout: float = CLASSIFIER_DROPOUT,
+        topk_dropout: float = TOPK_DROPOUT,
         loss: str = "msip",
         stage: int = 1,
         graph_dim: int = 512,  # h of SPEC §3.4
@@ -151,7 +152,12 @@ class MSIP(RTFM):
         mpsr_dropout: float = 0.1,  # not published; vadkit's choice
     ) -> None:
         super().__init__(
-            feature_dim=feature_dim, segments=segments, hidden=hidden, dropout=dropout, loss=loss
+            feature_dim=feature_dim,
+            segments=segments,
+            hidden=hidden,
+            dropout=dropout,
+            topk_dropout=topk_dropout,
+            loss=loss,
         )
         if stage not in self.stages:
             raise ValueError(f"MSIP stage must be 1 or 2, got {stage}")

@@ -113,17 +113,23 @@ class RTFM(VadModel):
         segments: int = 32,  # training segments per video (RTFM)
         hidden: int = 512,  # CTR width (RTFM)
         dropout: float = CLASSIFIER_DROPOUT,
+        topk_dropout: float = TOPK_DROPOUT,
         loss: str = "msip",  # sparsity/smoothness form, see common.sparsity
     ) -> None:
         super().__init__()
         self.config = dict(
-            feature_dim=feature_dim, segments=segments, hidden=hidden, dropout=dropout, loss=loss
+            feature_dim=feature_dim,
+            segments=segments,
+            hidden=hidden,
+            dropout=dropout,
+            topk_dropout=topk_dropout,
+            loss=loss,
         )
         self.loss_variant = check_variant(loss)
         self.k = max(1, segments // 10)  # RTFM: k = num_segments // 10 → 3
         self.ctr = CTR(feature_dim=feature_dim, hidden=hidden)
         self.classifier = classifier(feature_dim, dropout=dropout)
-        self.explore = nn.Dropout(TOPK_DROPOUT)
+        self.explore = nn.Dropout(topk_dropout)
         xavier_init(self)
         self.ctr.non_local.reset_bn()
 
