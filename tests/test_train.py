@@ -31,6 +31,16 @@ SMALL = {
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine every
+    parallel region waits for a second core (100× slower steps): use one thread here."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def make_dataset(
     root: Path,
     *,
