@@ -210,3 +210,15 @@ def test_losses_take_the_bags_explicitly():
 def test_msip_stage_must_exist():
     with pytest.raises(ValueError, match="stage must be 1 or 2"):
         MSIP(feature_dim=D, stage=3)
+
+
+def test_sparsity_and_smoothness_variants():
+    from vadkit.models.common import smoothness, sparsity
+
+    s = torch.tensor([[0.0, 1.0, 1.0], [0.5, 0.0, 0.5]])
+    # MSIP paper: per-video L1 sum and per-video smoothness, averaged over videos
+    assert sparsity(s, "msip").item() == pytest.approx((2.0 + 1.0) / 2)
+    assert smoothness(s, "msip").item() == pytest.approx((1.0 + 0.5) / 2)
+    # RTFM's code: L2 norm of all scores; smoothness over the flattened batch (crosses videos)
+    assert sparsity(s, "rtfm-code").item() == pytest.approx(2.5**0.5)
+    assert smoothness(s, "rtfm-code").item() == pytest.approx(1.0 + 0.25 + 0.25 + 0.25)

@@ -337,3 +337,17 @@ def test_ddp_on_two_processes_matches_one_process(ds, tmp_path):
     # the 2-process run resumes in one process
     train(config(ds, tmp_path / "two", steps=4), resume=True)
     assert load_run(tmp_path / "two", checkpoint="last").meta["step"] == 4
+
+
+def test_float16_cache_holds_half_and_feeds_float32(ds):
+    from vadkit.data import TrainingSet, sources_from_manifest
+    from vadkit.io.manifest import read_manifest
+
+    sources = sources_from_manifest(read_manifest(ds["train"]), ds["features"])
+    half = TrainingSet.load(sources, segments=8, min_snippets=1, float16=True)
+    full = TrainingSet.load(sources, segments=8, min_snippets=1)
+    assert half.clips.dtype == torch.float16 and half.clips.shape == (12, 2, 8, 32)
+    n, a = half.sample(3, torch.Generator().manual_seed(0), inputs=("clip",), device="cpu")
+    assert n["clip"].dtype == torch.float32 and n["clip"].shape == (3, 2, 8, 32)
+    torch.testing.assert_close(half.clips.float(), full.clips, rtol=1e-3, atol=1e-3)
+    assert half.patches is None  # patches are only read for a model that needs them
