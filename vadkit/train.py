@@ -34,8 +34,10 @@ from torch import nn
 
 from vadkit.data import Source, TrainingSet, sources_from_manifest, spec_mismatch
 from vadkit.errors import VadkitError
+from vadkit.io.annotations import read_annotations
 from vadkit.io.atomic import atomic_path, save_json
 from vadkit.io.manifest import read_manifest
+from vadkit.metrics import evaluate
 from vadkit.models import create_model, model_class
 from vadkit.score import (
     frame_scores,
@@ -125,10 +127,10 @@ def _stage1(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any], 
     p = Path(cfg.from_run)
     path = p if p.is_file() else p / "best.safetensors"
     state, meta = read_checkpoint(path)
-    if meta.get("stage", 1) != 1 or meta.get("model") not in ("rtfm", "msip"):
+    if meta.get("stage", 1) != 1:
         raise VadkitError(
-            f"{path}: --from needs a stage-1 rtfm or msip run, this is {meta.get('model')} "
-            f"stage {meta.get('stage')}"
+            f"{path}: --from needs a stage-1 run, this is {meta.get('model')} stage "
+            f"{meta.get('stage')}"
         )
     return state, meta, path
 
@@ -137,18 +139,18 @@ def build_for_data(
     cfg: TrainConfig, data: TrainingSet, stage1_meta: dict | None
 ) -> torch.nn.Module:
     """Construct the model with its sizes taken from the data (never literals)."""
+    cls = model_class(cfg.model)
     args: dict[str, Any] = {
         "feature_dim": data.spec["feature_dim"],
         "segments": cfg.segments,
         "loss": cfg.loss,
     }
-    if cfg.model == "msip":
+    if len(cls.stages) > 1:
         args["stage"] = cfg.stage
-        if data.spec.get("patch_grids"):
-            args["patch_grids"] = [list(g) for g in data.spec["patch_grids"].values()]
+    if "patches" in cls.input_names(cfg.stage) and data.spec.get("patch_grids"):
+        args["patch_grids"] = [list(g) for g in data.spec["patch_grids"].values()]
     if stage1_meta is not None:
-        # CTR + classifier sizes must be those of the stage-1 network
-        for key in ("hidden", "dropout"):
+        for key in cls.stage1_args:
             if key in stage1_meta["model_args"]:
                 args[key] = stage1_meta["model_args"][key]
     args.update(cfg.model_args)
@@ -376,7 +378,7 @@ def _train(
     if cfg.stage == 2:
         stage1_state, stage1_meta, stage1_path = _stage1(cfg)
     cls = model_class(cfg.model)
-    needs_patches = cfg.model == "msip" and cfg.stage == 2
+    needs_patches = "patches" in cls.input_names(cfg.stage)
     min_snippets = max(1, cfg.segments // 10)  # the top-k selection's k
 
     def loading(i: int, n: int) -> None:
@@ -395,8 +397,6 @@ def _train(
     val_sources: list[Source] = []
     annotations = None
     if cfg.val is not None:
-        from vadkit.io.annotations import read_annotations
-
         val_sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features)
         annotations = read_annotations(cfg.annotations, format=cfg.annotations_format)
     else:
@@ -556,8 +556,6 @@ def validate(
     device: torch.device,
 ) -> dict[str, Any]:
     """Frame-level ROC AUC and AP of `model` on the validation videos (SPEC §5)."""
-    from vadkit.metrics import evaluate
-
     scores, counts = frame_scores(model, sources, spec=spec, device=device)
     m = evaluate(scores, annotations, frame_counts=counts)
     return {"roc_auc": m["roc_auc"], "average_precision": m["average_precision"]}

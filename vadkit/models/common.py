@@ -36,6 +36,14 @@ class VadModel(nn.Module):
     name: str = ""
     stages: tuple[int, ...] = (1,)
     default_batch_size: int = 32  # normal (and abnormal) videos per step
+    # constructor arguments a later stage copies from the stage-1 run it builds on
+    stage1_args: tuple[str, ...] = ()
+
+    @classmethod
+    def input_names(cls, stage: int = 1) -> tuple[str, ...]:
+        """Bag keys the model reads in `stage` (known before it is built, so the data loader
+        reads patch files only for a model that needs them)."""
+        return ("clip",)
 
     def __init__(self) -> None:
         super().__init__()

@@ -135,6 +135,11 @@ class MSIP(RTFM):
 
     name = "msip"
     stages = (1, 2)
+    stage1_args = ("hidden", "dropout", "topk_dropout")  # sizes of the frozen network
+
+    @classmethod
+    def input_names(cls, stage: int = 1) -> tuple[str, ...]:
+        return ("clip", "patches") if stage == 2 else ("clip",)
 
     def __init__(
         self,
@@ -170,8 +175,8 @@ class MSIP(RTFM):
             patch_grids=grids,
             mpsr_dropout=mpsr_dropout,
         )
+        self.inputs = self.input_names(stage)
         if stage == 2:
-            self.inputs = ("clip", "patches")
             self.mpsr = MPSR(
                 feature_dim=feature_dim,
                 hidden=graph_dim,
