@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -351,3 +353,24 @@ def test_float16_cache_holds_half_and_feeds_float32(ds):
     assert n["clip"].dtype == torch.float32 and n["clip"].shape == (3, 2, 8, 32)
     torch.testing.assert_close(half.clips.float(), full.clips, rtol=1e-3, atol=1e-3)
     assert half.patches is None  # patches are only read for a model that needs them
+
+
+def test_ctrl_c_saves_last_and_exits_nonzero(ds, tmp_path):
+    run = tmp_path / "run"
+    cmd = [
+        sys.executable, "-m", "vadkit", "train", "--model", "rtfm", "--train", ds["train"],
+        "--features", ds["features"], "-o", run, "--steps", "1000000", "--eval-every", "1000000",
+        "--batch-size", "2", "--segments", "12", "--device", "cpu", "--model-arg", "hidden=8",
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([str(c) for c in cmd], stderr=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    while not (run / "config.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)  # config.json is written just before the first step
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "interrupted at step" in err and "--resume" in err
+    step = load_run(run, checkpoint="last").meta["step"]
+    assert step >= 1 and (run / "last.state.pt").is_file()
