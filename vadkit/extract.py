@@ -31,6 +31,7 @@ from vadkit.io.features import (
     SNIPPET_LENGTH,
     FeatureMeta,
     is_complete,
+    meta_path,
     read_meta,
     write_features,
 )
@@ -501,6 +502,9 @@ def extract_videos(
         t0 = time.perf_counter()
         try:
             meta, clip, patches = extractor.extract(p, on_snippets=progress.snippets_done)
+            # overwriting (--force): drop the old completion marker first, so that a crash
+            # between the array writes never leaves new arrays under an old description
+            meta_path(out, meta.video).unlink(missing_ok=True)
             write_features(out, meta, clip, patches)
             result = VideoResult(p.stem, str(p), "done", meta.snippets, time.perf_counter() - t0)
         except (VadkitError, RuntimeError) as e:  # RuntimeError: torch (e.g. out of memory)

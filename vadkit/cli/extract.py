@@ -130,7 +130,9 @@ class _RichProgress(ExtractProgress):
         self.done += 1
         self.bar.update(self.task, videos=f"{self.done}/{self.total} videos")
         if result.status == "failed":
-            self.bar.console.print(f"[red]failed[/red] {result.path}: {result.error}")
+            self.bar.console.print(
+                f"[red]failed[/red] {result.path}: {result.error}", highlight=False, soft_wrap=True
+            )
 
 
 def _print_summary(summary: Summary, console: Console) -> None:
@@ -140,10 +142,12 @@ def _print_summary(summary: Summary, console: Console) -> None:
     console.print(
         f"extract{where}: {s['done']} written, {s['skipped']} already complete, "
         f"{s['failed']} failed of {s['videos']} videos; {s['snippets']} snippets{rate} "
-        f"-> {s['out_dir']}"
+        f"-> {s['out_dir']}",
+        highlight=False,
+        soft_wrap=True,
     )
     for r in summary.failed:
-        console.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False)
+        console.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False, soft_wrap=True)
 
 
 def _init_distributed() -> bool:
