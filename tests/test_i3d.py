@@ -313,3 +313,15 @@ def test_checkpoint_bytes_are_checked_before_unpickling(tmp_path):
     with pytest.raises(VadkitError, match="sha256"):
         W.convert_i3d_ckpt(pickle.dumps({"params": {}}), tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_weights_fetch_command_prints_the_cached_file(i3d_weights):
+    from typer.testing import CliRunner
+
+    from vadkit.cli import app
+
+    r = CliRunner().invoke(app, ["weights", "fetch", "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.stdout)
+    assert Path(info["path"]) == i3d_weights and info["checkpoint_sha256"] == W.I3D_SHA256
+    assert info["safetensors_sha256"] == W.sha256_file(i3d_weights)

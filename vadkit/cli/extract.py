@@ -129,7 +129,7 @@ class _RichProgress(ExtractProgress):
     def video_done(self, result: VideoResult) -> None:
         self.done += 1
         self.bar.update(self.task, videos=f"{self.done}/{self.total} videos")
-        if result.status == "failed":
+        if result.status == "failed" and not self.bar.disable:  # else only in the summary
             self.bar.console.print(
                 f"[red]failed[/red] {result.path}: {result.error}", highlight=False, soft_wrap=True
             )
