@@ -226,6 +226,27 @@ class _Failure:
         self.error = error
 
 
+class _Rows:
+    """A float32 array grown along its first axis, preallocated from the container's frame
+    count, so that a video's features are held once (no list of rows plus a stacked copy)."""
+
+    def __init__(self, capacity: int, row_shape: tuple[int, ...]):
+        self.data = np.empty((max(capacity, 1), *row_shape), np.float32)
+        self.count = 0
+
+    def extend(self, rows: np.ndarray) -> None:
+        need = self.count + len(rows)
+        if need > len(self.data):
+            grown = np.empty((max(need, len(self.data) * 3 // 2), *self.data.shape[1:]), "f4")
+            grown[: self.count] = self.data[: self.count]
+            self.data = grown
+        self.data[self.count : need] = rows
+        self.count = need
+
+    def array(self) -> np.ndarray:
+        return self.data[: self.count]
+
+
 class Extractor:
     """A loaded backbone and the options it runs with; `extract(path)` does one video."""
 
@@ -277,8 +298,13 @@ class Extractor:
             target=self._produce, args=(reader, q, stop), name="vadkit-decode", daemon=True
         )
         worker.start()
-        clips: list[np.ndarray] = []
-        patches: dict[str, list[np.ndarray]] = {g: [] for g in self.layouts}
+        hint = reader.info.frame_count_hint
+        if opts.fps:
+            hint = int(hint * opts.fps / info.fps)
+        cap = snippet_count(hint, drop_last=opts.drop_last) + 1
+        d = self.backbone.feature_dim
+        clips = _Rows(cap, (opts.crops, d))
+        patches = {g: _Rows(cap, (r * c, d)) for g, (r, c, _, _) in self.layouts.items()}
         # a fixed number of snippets per batch keeps the batching, hence the rounding of the
         # results, identical from run to run (resumed runs write byte-identical files)
         per_batch = max(1, opts.batch_size // opts.crops)
@@ -304,7 +330,7 @@ class Extractor:
                 while True:
                     q.get_nowait()
             worker.join(timeout=10)
-        t = len(clips)
+        t = clips.count
         if t == 0:
             raise VadkitError(
                 f"{path}: {frames_used} frames give no complete {SNIPPET_LENGTH}-frame snippet "
@@ -342,8 +368,8 @@ class Extractor:
                 "fps_resampling": "nearest earlier frame" if opts.fps else None,
             },
         )
-        clip = np.stack(clips)  # (t, n, d)
-        patch_arrays = {g: np.stack(v) for g, v in patches.items()} or None
+        clip = clips.array()  # (t, n, d)
+        patch_arrays = {g: v.array() for g, v in patches.items()} or None
         return meta, clip, patch_arrays
 
     def _produce(self, reader: FrameReader, q: queue.Queue, stop: threading.Event) -> None:
@@ -390,12 +416,10 @@ class Extractor:
                 e = VadkitError(f"{reader.info.path}: decoding failed ({type(e).__name__}: {e})")
             put(_Failure(e))
 
-    def _run_batch(
-        self, items: list[_Item], clips: list[np.ndarray], patches: dict[str, list[np.ndarray]]
-    ) -> None:
+    def _run_batch(self, items: list[_Item], clips: _Rows, patches: dict[str, _Rows]) -> None:
         k, n = len(items), self.options.crops
         x = np.concatenate([it.crops for it in items])  # (k·n, T, c, c, 3)
-        clips.extend(self.features(x).reshape(k, n, -1))
+        clips.extend(self.features(x).reshape(k, n, -1))  # (k, n, d)
         for grid in patches:
             x = np.concatenate([it.patches[grid] for it in items])  # (k·p, T, ph, pw, 3)
             patches[grid].extend(self.features(x).reshape(k, -1, self.backbone.feature_dim))
