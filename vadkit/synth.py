@@ -184,10 +184,10 @@ def plan_dataset(config: SynthConfig) -> list[VideoPlan]:
                 label=int(abnormal),
                 event=events[k] if abnormal else None,
                 scene=int(rng.integers(_N_SCENES)),
-                walkers=int(rng.integers(1, 12)),
+                walkers=int(rng.integers(1, 8)),
                 standers=int(rng.integers(0, 3)) * 2,
-                brightness=float(rng.uniform(0.7, 1.2)),
-                noise_sigma=float(rng.uniform(0.5, 3.0)),
+                brightness=float(rng.uniform(0.6, 1.25)),
+                noise_sigma=float(rng.uniform(1.0, 7.0)),
             )
             if abnormal:
                 lo, hi = config.event_length
@@ -603,9 +603,6 @@ def render_video(plan: VideoPlan, config: SynthConfig) -> Iterator[tuple[np.ndar
     period = float(rng.uniform(2.0, 5.0)) * config.frames
     phase = float(rng.uniform(0, 2 * math.pi))
     tint = (1.0 + rng.normal(0, 0.04, 3)).astype(np.float32)
-    # auto-exposure flicker: frame-to-frame gain jitter, stronger in some cameras than others; with
-    # the noise it keeps whole-frame motion energy from telling anomalous videos apart
-    flicker = float(rng.uniform(0.0, 0.03))
     noise_rng = np.random.default_rng([config.seed, 2, plan.index])
     background = scene.background
     for t in range(config.frames):
@@ -624,7 +621,6 @@ def render_video(plan: VideoPlan, config: SynthConfig) -> Iterator[tuple[np.ndar
         for _, draw in sorted(items, key=lambda it: it[0]):
             draw(img, mask)
         gain = plan.brightness * (1.0 + drift * math.sin(2 * math.pi * t / period + phase))
-        gain *= 1.0 + flicker * float(noise_rng.standard_normal())
         frame = img.astype(np.float32) * (gain * tint)
         frame += noise_rng.standard_normal((h, w, 3), dtype=np.float32) * plan.noise_sigma
         yield np.clip(frame + 0.5, 0, 255).astype(np.uint8), mask > 0
