@@ -22,8 +22,9 @@ SIZE=160x120          # frame size of the synthetic videos
 FRAMES=128            # frames per video (8 snippets of 16 frames at 25 fps)
 SEED=0
 EXTRACT_OPTS=(--crops 1 --short-side 128 --crop-size 112 --patch-frame 128x224)
-STEPS=300             # training steps per model
+STEPS=200             # training steps per model
 BATCH=8               # normal (and abnormal) videos per step
+SEGMENTS=8            # a video has 8 snippets: train on them as they are (RTFM stretches to 32)
 DEVICE=auto           # a GPU is used when there is one
 
 if [ -e "$OUT" ]; then
@@ -40,7 +41,7 @@ touch "$OUT/.vadkit-quickstart"
 echo "vadkit quickstart -> $OUT"
 echo "  data:     $VIDEOS_TRAIN train + $VIDEOS_TEST test videos, ${SIZE}, $FRAMES frames, seed $SEED"
 echo "  extract:  i3d-inception (Kinetics-400) ${EXTRACT_OPTS[*]}"
-echo "  train:    $STEPS steps, batch $BATCH normal + $BATCH abnormal videos, device $DEVICE"
+echo "  train:    $STEPS steps, batch $BATCH normal + $BATCH abnormal videos, $SEGMENTS segments, device $DEVICE"
 SECONDS=0
 stage() { echo "[$(printf '%4d' "$SECONDS") s] $*"; }
 
@@ -58,7 +59,8 @@ vadkit extract "$OUT/data/test.csv" -o "$OUT/feats/test" "${EXTRACT_OPTS[@]}" --
 TRAIN_OPTS=(--train "$OUT/data/train.csv" --features "$OUT/feats/train"
     --val "$OUT/data/test.csv" --val-features "$OUT/feats/test"
     --annotations "$OUT/data/annotations.csv"
-    --steps "$STEPS" --batch-size "$BATCH" --eval-every 50 --seed "$SEED" --device "$DEVICE")
+    --steps "$STEPS" --batch-size "$BATCH" --segments "$SEGMENTS" --eval-every 50
+    --seed "$SEED" --device "$DEVICE")
 
 stage "train: RTFM (stage 1: CTR + classifier)"
 vadkit train --model rtfm --stage 1 -o "$OUT/runs/rtfm" "${TRAIN_OPTS[@]}"

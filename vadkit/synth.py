@@ -184,10 +184,10 @@ def plan_dataset(config: SynthConfig) -> list[VideoPlan]:
                 label=int(abnormal),
                 event=events[k] if abnormal else None,
                 scene=int(rng.integers(_N_SCENES)),
-                walkers=int(rng.integers(1, 8)),
+                walkers=int(rng.integers(3, 7)),
                 standers=int(rng.integers(0, 3)) * 2,
                 brightness=float(rng.uniform(0.6, 1.25)),
-                noise_sigma=float(rng.uniform(1.0, 7.0)),
+                noise_sigma=float(rng.uniform(1.0, 8.0)),
             )
             if abnormal:
                 lo, hi = config.event_length
@@ -488,11 +488,14 @@ class _Event:
         if road[0] - 6 * unit < y < road[1] + 14 * unit:
             y = min(h - 2 * unit, road[1] + 14 * unit)
         self.y = y
-        # the nearest depths are left to the crowd: an event stays under a tenth of the frame
-        self.s = min(scene.scale_at(self.y, unit), 0.95 * _PERSON * unit)
+        self.s = scene.scale_at(self.y, unit)
+        if (
+            kind == "fighting"
+        ):  # the widest event: capped so that it stays under a tenth of the frame
+            self.s = min(self.s, 0.95 * _PERSON * unit)
         self.direction = 1 if rng.random() < 0.5 else -1
         self.walk = float(rng.uniform(0.45, 0.8))
-        self.speed = {"running": rng.uniform(3.0, 4.0), "vehicle": rng.uniform(5.0, 7.0)}.get(
+        self.speed = {"running": rng.uniform(3.5, 5.0), "vehicle": rng.uniform(5.0, 7.0)}.get(
             kind, 0.0
         )
         self.color = tuple(int(v) for v in rng.integers(40, 240, 3))
@@ -527,11 +530,12 @@ class _Event:
             elif t > self.end:
                 x, tilt, legs = self.x + self.direction * walk * (t - self.end), 0.0, None
             else:
-                x = self.x + float(rng.normal(0, 0.6)) * s
+                # thrashing on the ground: the body rolls and jerks, the limbs flail
+                x = self.x + float(np.clip(rng.normal(0, 1.5), -2.5, 2.5)) * s
                 k = min(t - self.start, self.end - t)  # frames since the fall / before getting up
-                down = min(1.0, k / 5.0)
-                tilt = self.direction * (math.pi / 2) * down + float(rng.normal(0, 0.12)) * down
-                legs = float(rng.normal(0, 3.0)) * down
+                down = min(1.0, k / 4.0)
+                tilt = self.direction * (math.pi / 2) * down + float(rng.normal(0, 0.3)) * down
+                legs = float(np.clip(rng.normal(0, 4.0), -6.0, 6.0)) * down
             if legs is None:
                 phase = 2 * math.pi * self.walk * t / 7.0
                 legs = 2.4 * math.sin(phase)
