@@ -37,11 +37,12 @@ def test_miniature_quickstart_pipeline(tmp_path):
             _run("extract", data / f"{split}.csv", "-o", feats / split, *extract, "--json")
         )
         assert {r["status"] for r in summary["results"]} == {"done"}
+    # 20 segments: top-k takes k = 2, which the 2-snippet videos allow
     common = ["--train", data / "train.csv", "--features", feats / "train",
               "--val", data / "test.csv", "--val-features", feats / "test",
               "--annotations", data / "annotations.csv",
               "--steps", 4, "--batch-size", 2, "--eval-every", 2, "--device", "cpu",
-              "--segments", 20]  # fmt: skip  (k = 2 of 2 snippets)
+              "--segments", 20]  # fmt: skip
     _run("train", "--model", "rtfm", "--stage", 1, "-o", runs / "rtfm", *common)
     _run("train", "--model", "msip", "--stage", 2, "--from", runs / "rtfm", "-o", runs / "msip",
          *common)  # fmt: skip
