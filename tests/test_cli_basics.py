@@ -62,3 +62,20 @@ def test_subcommand_help_and_one_line_error():
         "Error: /definitely/not/here: score directory not found"
     ]
     assert "Traceback" not in r.stderr
+
+
+def test_eval_and_plot_start_without_importing_torch():
+    # `vadkit eval` must stay fast (1.1 M frames in < 2 s): only the eval module is loaded.
+    code = (
+        "import sys\n"
+        "sys.argv = ['vadkit', 'eval', '--help']\n"
+        "from vadkit.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('TORCH', 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "TORCH False" in out.stdout
+    assert "Usage: vadkit eval" in out.stdout

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from vadkit.cli.app import app
+from vadkit.cli.base import app
 from vadkit.io.annotations import Annotations, read_annotations
 from vadkit.io.atomic import save_json
 from vadkit.io.scores import ScoreMeta, read_scores

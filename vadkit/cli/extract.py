@@ -20,7 +20,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from vadkit.cli.app import app
+from vadkit.cli.base import app
 from vadkit.errors import VadkitError
 from vadkit.extract import (
     ExtractOptions,

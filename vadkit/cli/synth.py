@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from vadkit.cli.app import app
+from vadkit.cli.base import app
 from vadkit.synth import EVENT_CLASSES, SynthConfig, synthesize
 
 _DEFAULT = SynthConfig()

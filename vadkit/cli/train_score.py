@@ -19,7 +19,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from vadkit.cli.app import app
+from vadkit.cli.base import app
 from vadkit.errors import VadkitError
 from vadkit.models import list_models
 from vadkit.models.common import LOSS_VARIANTS
