@@ -21,3 +21,16 @@ def shared_dir() -> Path:
     if not SHARED.is_dir():
         pytest.skip(f"reference data not found at {SHARED} (it lives beside the checkout)")
     return SHARED
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine every
+    parallel region waits for a second core (100× slower steps): modules that train tiny models
+    use one thread (`pytestmark = pytest.mark.usefixtures("one_torch_thread")`)."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

