@@ -25,13 +25,16 @@ import torch
 
 from vadkit.errors import VadkitError
 from vadkit.features import BACKBONES, LoadedBackbone, load_backbone
-from vadkit.io.atomic import clean_stale_tmp
+from vadkit.io.atomic import TMP_PREFIX
 from vadkit.io.features import (
     PATCH_FRAME_SIZE,
+    PATCH_GRIDS,
     SNIPPET_LENGTH,
     FeatureMeta,
+    clip_path,
     is_complete,
     meta_path,
+    patch_path,
     read_meta,
     write_features,
 )
@@ -484,7 +487,7 @@ def extract_videos(
     videos = plan_videos(inputs, shard=shard)
     summary = Summary(shard=f"{shard[0]}/{shard[1]}" if shard else None, out_dir=str(out))
     out.mkdir(parents=True, exist_ok=True)
-    clean_stale_tmp(out)
+    _clean_stale_tmp(out, [p.stem for p in videos])
 
     todo: list[tuple[Path, int]] = []
     for p in videos:
@@ -537,6 +540,24 @@ def extract_videos(
         progress.video_done(result)
     summary.results.sort(key=lambda r: r.path)
     return summary
+
+
+def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
+    """Remove the `.tmp-*` leftovers of killed writers of these videos' files only: ranks of a
+    sharded run share `out`, and one rank must never delete another rank's in-flight temporary
+    file (its rename would then fail). Temporary names are `.tmp-<final name>.<random>`."""
+    mine = set()
+    for v in videos:
+        mine |= {clip_path(out, v).name, meta_path(out, v).name}
+        mine |= {patch_path(out, v, g).name for g in PATCH_GRIDS}
+    n = 0
+    for p in out.glob(TMP_PREFIX + "*"):
+        final = p.name[len(TMP_PREFIX) :].rpartition(".")[0]
+        if final in mine:
+            with contextlib.suppress(OSError):
+                p.unlink()
+                n += 1
+    return n
 
 
 def _estimate_snippets(path: Path, opts: ExtractOptions) -> int:
