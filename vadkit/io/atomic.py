@@ -61,12 +61,3 @@ def save_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
 
-
-def clean_stale_tmp(directory: str | os.PathLike) -> int:
-    """Remove `.tmp-*` leftovers of killed writers in `directory`; return how many."""
-    n = 0
-    for p in Path(directory).glob(TMP_PREFIX + "*"):
-        with contextlib.suppress(OSError):
-            p.unlink()
-            n += 1
-    return n
