@@ -60,4 +60,3 @@ def save_json(path: str | os.PathLike, obj: Any) -> None:
 def save_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
