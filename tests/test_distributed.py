@@ -12,22 +12,11 @@ import time
 from pathlib import Path
 
 import pytest
-from test_extract import write_video
+from test_extract import TINY, write_video
 
 from vadkit.extract import ExtractOptions, extract_videos, plan_videos
 
-# the smallest complete settings (32-px crops, the smallest patch frame that keeps 32-px patches)
-ARGS = [
-    "--random-weights",
-    "--crops",
-    "1",
-    "--short-side",
-    "32",
-    "--crop-size",
-    "32",
-    "--patch-frame",
-    "128x224",
-]
+ARGS = TINY  # the smallest complete settings, as in test_extract
 LENGTHS = (16, 17, 20, 24)  # frames: different file sizes, 1 or 2 snippets
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}  # what torchrun gives its workers, for both runs
 
