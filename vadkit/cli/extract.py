@@ -150,21 +150,33 @@ def _print_summary(summary: Summary, console: Console) -> None:
         console.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False, soft_wrap=True)
 
 
-def _init_distributed() -> bool:
-    """Join torchrun's gloo group so rank 0 can print one combined summary; False if not."""
+def _init_distributed() -> tuple[bool, bool]:
+    """Join torchrun's gloo group so rank 0 can print one combined summary.
+
+    Returns (in a group, this call created it)."""
     if "MASTER_ADDR" not in os.environ or env_shard() is None:
-        return False
+        return False, False
     import datetime
 
     import torch.distributed as dist
 
     if dist.is_initialized():
-        return True
+        return True, False
     try:
         dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
     except (RuntimeError, ValueError):
-        return False
-    return True
+        return False, False
+    return True, True
+
+
+def _close_distributed() -> None:
+    """Leave the group before the interpreter exits: a Gloo group still alive at finalisation
+    can abort the process (SIGABRT, "terminate called without an active exception") after all
+    its work is done, failing the torchrun job (pytorch/pytorch#179291)."""
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 @app.command()
@@ -275,10 +287,14 @@ def extract(
         threads=threads,
     )
     err = Console(stderr=True)
-    distributed = shard is None and _init_distributed()
-    with _RichProgress(err, enabled=sys.stderr.isatty()) as progress:
-        summary = extract_videos(inputs, out, options, shard=shard_ix, progress=progress)
-    shown = gather_summary(summary) if distributed else summary
+    distributed, owns_group = _init_distributed() if shard is None else (False, False)
+    try:
+        with _RichProgress(err, enabled=sys.stderr.isatty()) as progress:
+            summary = extract_videos(inputs, out, options, shard=shard_ix, progress=progress)
+        shown = gather_summary(summary) if distributed else summary
+    finally:
+        if owns_group:
+            _close_distributed()
     if shown is not None:
         _print_summary(shown, err)
         if as_json:
