@@ -140,12 +140,17 @@ def test_cli_writes_the_dataset_and_reports_json(tmp_path):
     runner = CliRunner()
     out = tmp_path / "cli"
     args = ["synth", "-o", str(out), "--videos-train", "2", "--videos-test", "2"]
-    args += ["--size", "32x32", "--frames", "16", "--seed", "7", "--json"]
-    result = runner.invoke(app, args)
+    args += ["--size", "32x32", "--frames", "32", "--seed", "7", "--event-length", "0.25,0.5"]
+    result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["videos"] == 4 and summary["anomalous_videos"] == 2
     assert summary["settings"]["seed"] == 7
+    assert summary["settings"]["event_length"] == [0.25, 0.5]
+    meta = json.loads((out / "synth.json").read_text())
+    for v in meta["videos"]:
+        for s, e in v["intervals"]:
+            assert 8 <= e - s + 1 <= 16  # 0.25-0.5 of 32 frames
     for name in ("train.csv", "test.csv", "annotations.csv", "Temporal_Anomaly_Annotation.txt"):
         assert (out / name).is_file()
 
@@ -153,6 +158,9 @@ def test_cli_writes_the_dataset_and_reports_json(tmp_path):
     assert bad.exit_code == 2
     bad = runner.invoke(app, ["synth", "-o", str(tmp_path / "x"), "--classes", "juggling"])
     assert bad.exit_code == 2 and "running" in bad.output
+    for length in ("0.8,0.4", "0,0.5", "0.5", "a,b"):
+        bad = runner.invoke(app, ["synth", "-o", str(tmp_path / "x"), "--event-length", length])
+        assert bad.exit_code == 2 and "--event-length" in bad.output, length
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "f").write_text("x")
     busy = runner.invoke(app, ["synth", "-o", str(tmp_path / "busy")])

@@ -27,6 +27,20 @@ def _parse_size(value: str) -> tuple[int, int]:
     return w, h
 
 
+def _parse_range(value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: expected MIN,MAX, e.g. 0.4,0.8", param_hint="--event-length"
+        ) from None
+    if not 0 < lo <= hi <= 1:
+        raise typer.BadParameter(
+            f"{value!r}: expected 0 < MIN <= MAX <= 1", param_hint="--event-length"
+        )
+    return lo, hi
+
+
 def _parse_classes(value: str) -> tuple[str, ...]:
     names = tuple(c.strip() for c in value.split(",") if c.strip())
     bad = [c for c in names if c not in EVENT_CLASSES]
@@ -66,6 +80,13 @@ def synth(
     classes: Annotated[
         str, typer.Option(help=f"Event classes to draw from ({', '.join(EVENT_CLASSES)}).")
     ] = ",".join(_DEFAULT.classes),
+    event_length: Annotated[
+        str,
+        typer.Option(
+            help="MIN,MAX duration of an anomalous event as a fraction of its video "
+            "(drawn uniformly)."
+        ),
+    ] = ",".join(f"{v:g}" for v in _DEFAULT.event_length),
     as_json: Annotated[
         bool, typer.Option("--json", help="Print a JSON summary on stdout.")
     ] = False,
@@ -88,6 +109,7 @@ def synth(
         seed=seed,
         anomaly_fraction=anomaly_fraction,
         classes=_parse_classes(classes),
+        event_length=_parse_range(event_length),
     )
     console = Console(stderr=True)
     t0 = time.perf_counter()
