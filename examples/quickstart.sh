@@ -16,16 +16,26 @@ set -euo pipefail
 OUT="${1:-quickstart-out}"
 
 # ---- preset -------------------------------------------------------------------------------
-VIDEOS_TRAIN=24       # half of them contain an anomalous event (running, fight, fall, vehicle)
+VIDEOS_TRAIN=48       # half of them contain an anomalous event (running, fight, fall, vehicle)
 VIDEOS_TEST=12
 SIZE=160x120          # frame size of the synthetic videos
 FRAMES=128            # frames per video (8 snippets of 16 frames at 25 fps)
-SEED=0
+SEED="${QUICKSTART_SEED:-0}"  # videos and training runs: QUICKSTART_SEED=1 examples/quickstart.sh
 EXTRACT_OPTS=(--crops 1 --short-side 128 --crop-size 112 --patch-frame 128x224)
-STEPS=200             # training steps per model
 BATCH=8               # normal (and abnormal) videos per step
 SEGMENTS=8            # a video has 8 snippets: train on them as they are (RTFM stretches to 32)
 DEVICE=auto           # a GPU is used when there is one
+# Per model: training steps, and what differs from the papers' settings and why (measured on
+# this preset's features, test ROC AUC over training seeds 0-2).
+# RTFM: its classifier's dropout of 0.7 makes it slow to settle; 300 steps gave 0.77-0.95,
+# 500 gave 0.91-0.94 (the papers train 15,000 steps on UCF-Crime)
+RTFM_OPTS=(--steps 500)
+# MSIP: MPSR's graph width 128 instead of 512 (SPEC 3.4): a sixth of the time per step, the same
+# ROC AUC here (width 256 and 128 both 0.905 after 300 steps)
+MSIP_OPTS=(--steps 200 --model-arg graph_dim=128)
+# MGFN: at its lr of 1e-3 it collapses on 24 anomalous videos (every video gets the same scores);
+# at 1e-4 it trains, and overfits after about 200 steps
+MGFN_OPTS=(--steps 200 --lr 1e-4)
 
 if [ -e "$OUT" ]; then
     if [ -f "$OUT/.vadkit-quickstart" ]; then
@@ -41,7 +51,8 @@ touch "$OUT/.vadkit-quickstart"
 echo "vadkit quickstart -> $OUT"
 echo "  data:     $VIDEOS_TRAIN train + $VIDEOS_TEST test videos, ${SIZE}, $FRAMES frames, seed $SEED"
 echo "  extract:  i3d-inception (Kinetics-400) ${EXTRACT_OPTS[*]}"
-echo "  train:    $STEPS steps, batch $BATCH normal + $BATCH abnormal videos, $SEGMENTS segments, device $DEVICE"
+echo "  train:    batch $BATCH normal + $BATCH abnormal videos, $SEGMENTS segments, device $DEVICE"
+echo "            rtfm ${RTFM_OPTS[*]}; msip ${MSIP_OPTS[*]}; mgfn ${MGFN_OPTS[*]}"
 SECONDS=0
 stage() { echo "[$(printf '%4d' "$SECONDS") s] $*"; }
 
@@ -59,17 +70,18 @@ vadkit extract "$OUT/data/test.csv" -o "$OUT/feats/test" "${EXTRACT_OPTS[@]}" --
 TRAIN_OPTS=(--train "$OUT/data/train.csv" --features "$OUT/feats/train"
     --val "$OUT/data/test.csv" --val-features "$OUT/feats/test"
     --annotations "$OUT/data/annotations.csv"
-    --steps "$STEPS" --batch-size "$BATCH" --segments "$SEGMENTS" --eval-every 50
+    --batch-size "$BATCH" --segments "$SEGMENTS" --eval-every 50
     --seed "$SEED" --device "$DEVICE")
 
 stage "train: RTFM (stage 1: CTR + classifier)"
-vadkit train --model rtfm --stage 1 -o "$OUT/runs/rtfm" "${TRAIN_OPTS[@]}"
+vadkit train --model rtfm --stage 1 -o "$OUT/runs/rtfm" "${TRAIN_OPTS[@]}" "${RTFM_OPTS[@]}"
 
 stage "train: MSIP (stage 2: multi-scale patch relations on the frozen RTFM run)"
-vadkit train --model msip --stage 2 --from "$OUT/runs/rtfm" -o "$OUT/runs/msip" "${TRAIN_OPTS[@]}"
+vadkit train --model msip --stage 2 --from "$OUT/runs/rtfm/last.safetensors" -o "$OUT/runs/msip" \
+    "${TRAIN_OPTS[@]}" "${MSIP_OPTS[@]}"
 
 stage "train: MGFN"
-vadkit train --model mgfn -o "$OUT/runs/mgfn" "${TRAIN_OPTS[@]}"
+vadkit train --model mgfn -o "$OUT/runs/mgfn" "${TRAIN_OPTS[@]}" "${MGFN_OPTS[@]}"
 
 for model in rtfm msip mgfn; do
     stage "score + eval: $model"

@@ -43,10 +43,14 @@ def test_miniature_quickstart_pipeline(tmp_path):
               "--annotations", data / "annotations.csv",
               "--steps", 4, "--batch-size", 2, "--eval-every", 2, "--device", "cpu",
               "--segments", 20]  # fmt: skip
+    # the quickstart's per-model flags: stage 2 on RTFM's last checkpoint (best is picked on the
+    # test split there), a narrower MPSR graph, MGFN's lower learning rate
     _run("train", "--model", "rtfm", "--stage", 1, "-o", runs / "rtfm", *common)
-    _run("train", "--model", "msip", "--stage", 2, "--from", runs / "rtfm", "-o", runs / "msip",
-         *common)  # fmt: skip
-    _run("train", "--model", "mgfn", "-o", runs / "mgfn", *common)
+    _run("train", "--model", "msip", "--stage", 2, "--from", runs / "rtfm" / "last.safetensors",
+         "-o", runs / "msip", "--model-arg", "graph_dim=16", *common)  # fmt: skip
+    _run("train", "--model", "mgfn", "-o", runs / "mgfn", "--lr", "1e-4", *common)
+    msip = json.loads((runs / "msip" / "config.json").read_text())
+    assert msip["from_run"].endswith("last.safetensors") and msip["model_args"]["graph_dim"] == 16
 
     for model in ("rtfm", "msip", "mgfn"):
         assert (runs / model / "last.safetensors").is_file()
