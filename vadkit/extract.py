@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import torch
 
+from vadkit.devices import resolve_device
 from vadkit.errors import VadkitError
 from vadkit.features import BACKBONES, LoadedBackbone, load_backbone
 from vadkit.io.atomic import TMP_PREFIX
@@ -198,19 +199,6 @@ def shard_videos(paths: Sequence[Path], index: int, count: int) -> list[Path]:
 
 # --------------------------------------------------------------------------------------------
 # The extractor
-
-
-def resolve_device(device: str) -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            local = int(os.environ.get("LOCAL_RANK", "0"))
-            return torch.device(f"cuda:{local % torch.cuda.device_count()}")
-        return torch.device("cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise VadkitError(f"device {device!r} requested but CUDA is not available; use cpu")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise VadkitError(f"device must be auto, cpu or cuda[:i], got {device!r}")
-    return torch.device(device)
 
 
 @dataclass

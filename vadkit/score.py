@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from vadkit import __version__
 from vadkit.data import Source, full_length_bag, load_source, spec_mismatch, spec_of
+from vadkit.devices import resolve_device
 from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path
 from vadkit.io.features import SNIPPET_LENGTH, FeatureMeta, read_meta
@@ -33,17 +34,6 @@ from vadkit.models import create_model
 CHECKPOINT_FORMAT = "vadkit.checkpoint"
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
 MANIFEST_SUFFIXES = (".csv", ".list", ".txt")
-
-
-def resolve_device(name: str) -> torch.device:
-    """`auto` → cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda"):
-        raise VadkitError(f"unknown device {name!r}; choose auto, cpu or cuda")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise VadkitError("--device cuda but no CUDA device is available; use --device cpu")
-    return torch.device(name)
 
 
 # ---------------------------------------------------------------- frame scores

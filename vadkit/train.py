@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
 import shutil
 import signal
 import threading
@@ -29,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from vadkit.data import Source, TrainingSet, sources_from_manifest, spec_mismatch
+from vadkit.devices import resolve_device
+from vadkit.distributed import Distributed, sync_batch_norm
 from vadkit.errors import VadkitError
 from vadkit.io.annotations import read_annotations
 from vadkit.io.atomic import atomic_path, save_json
@@ -42,7 +42,6 @@ from vadkit.models import create_model, model_class
 from vadkit.score import (
     frame_scores,
     read_checkpoint,
-    resolve_device,
     save_checkpoint,
 )
 
@@ -226,95 +225,6 @@ class _State:
         self.best_step = None if obj["best_step"] < 0 else int(obj["best_step"])
         self.best_roc_auc = None if math.isnan(obj["best_roc_auc"]) else obj["best_roc_auc"]
         return int(obj["step"])
-
-
-# ---------------------------------------------------------------- torchrun / DDP
-
-
-@dataclass
-class Distributed:
-    """The process group when launched by `torchrun` (WORLD_SIZE > 1), else a single process."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    owns_group: bool = False
-
-    @property
-    def enabled(self) -> bool:
-        return self.world > 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @classmethod
-    def from_env(cls, device: torch.device) -> Distributed:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        if world <= 1:
-            return cls()
-        rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        owns = False
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-            owns = True
-        return cls(rank, world, local, owns)
-
-    def barrier(self) -> None:
-        if self.enabled:
-            dist.barrier()
-
-    def close(self) -> None:
-        if self.owns_group and dist.is_initialized():
-            dist.destroy_process_group()
-
-
-class GlobalBatchNorm(nn.BatchNorm1d):
-    """BatchNorm1d whose training statistics are those of the global batch over all ranks.
-
-    torch's SyncBatchNorm runs on GPUs only; this one all-reduces (differentiably) the per-channel
-    sums over any process group, so DDP on CPU (Gloo) trains like one process with the global
-    batch."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training:
-            return super().forward(x)
-        from torch.distributed.nn.functional import all_reduce
-
-        c = x.shape[1]
-        dims = [0, *range(2, x.dim())]
-        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_tensor([x.numel() / c])])
-        total = all_reduce(local)  # (2c + 1,), summed over ranks
-        count = total[-1]
-        mean = total[:c] / count
-        var = total[c : 2 * c] / count - mean * mean  # biased, as BatchNorm normalises
-        with torch.no_grad():
-            self.num_batches_tracked += 1
-            m = self.momentum
-            self.running_mean.mul_(1 - m).add_(m * mean)
-            self.running_var.mul_(1 - m).add_(m * var * count / (count - 1))
-        shape = [1, c] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
-
-
-def sync_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:
-    """Make every BatchNorm use global-batch statistics (keeps parameters and buffers)."""
-    if device.type == "cuda":
-        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-    for name, child in module.named_children():
-        if type(child) is nn.BatchNorm1d:
-            new = GlobalBatchNorm(child.num_features, eps=child.eps, momentum=child.momentum)
-            new.weight, new.bias = child.weight, child.bias
-            new.running_mean, new.running_var = child.running_mean, child.running_var
-            new.num_batches_tracked = child.num_batches_tracked
-            new.train(child.training)
-            setattr(module, name, new)
-        else:
-            sync_batch_norm(child, device)
-    return module
 
 
 class _LossModule(nn.Module):
