@@ -82,7 +82,10 @@ FormatOpt = Annotated[
 ]
 # the old spelling, still accepted, not listed by --help
 FormatAliasOpt = Annotated[
-    AnnotationFormat | None, typer.Option("--format", hidden=True, case_sensitive=False)
+    AnnotationFormat | None,
+    typer.Option(
+        "--format", hidden=True, case_sensitive=False, help="Old spelling of --annotations-format."
+    ),
 ]
 ListOpt = Annotated[
     Path | None,
@@ -203,45 +206,49 @@ def _write_result(result: dict, out: Path | None, as_json: bool) -> None:
         _print_tables(result)
 
 
+ScoresArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Score directory: one VID.npy of per-frame scores per video (+ VID.json "
+        "metadata from `vadkit score`; bare arrays from other tools are accepted).",
+        metavar="SCORES",
+        show_default=False,
+    ),
+]
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        help="Score threshold of the false-alarm rate (score >= threshold).",
+        callback=_usage(check_threshold),
+    ),
+]
+PerVideoOpt = Annotated[
+    bool,
+    typer.Option(
+        "--per-video",
+        help="Also report each video's frames, ROC AUC, mean/max score and alarm rate "
+        "(a table sorted by ROC AUC, or 'per_video' in the JSON).",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")]
 OutHelp = "Also write the metrics to this JSON file ('-': to stdout, instead of the tables)."
 OutOpt = Annotated[Path | None, typer.Option("--out", "-o", help=OutHelp)]
-OutAliasOpt = Annotated[Path | None, typer.Option("--output", hidden=True)]
+OutAliasOpt = Annotated[
+    Path | None, typer.Option("--output", hidden=True, help="Old spelling of --out.")
+]
 
 
 @app.command("eval")
 def eval_cmd(
-    scores: Annotated[
-        Path,
-        typer.Argument(
-            help="Score directory: one VID.npy of per-frame scores per video (+ VID.json "
-            "metadata from `vadkit score`; bare arrays from other tools are accepted).",
-            metavar="SCORES",
-            show_default=False,
-        ),
-    ],
+    scores: ScoresArg,
     annotations: AnnotationsOpt,
     annotations_format: FormatOpt = AnnotationFormat.auto,
     list_file: ListOpt = None,
     one_based: OneBasedOpt = None,
     end_inclusive: InclusiveOpt = None,
-    threshold: Annotated[
-        float,
-        typer.Option(
-            help="Score threshold of the false-alarm rate (score >= threshold).",
-            callback=_usage(check_threshold),
-        ),
-    ] = FALSE_ALARM_THRESHOLD,
-    per_video: Annotated[
-        bool,
-        typer.Option(
-            "--per-video",
-            help="Also report each video's frames, ROC AUC, mean/max score and alarm rate "
-            "(a table sorted by ROC AUC, or 'per_video' in the JSON).",
-        ),
-    ] = False,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print the metrics as JSON on stdout.")
-    ] = False,
+    threshold: ThresholdOpt = FALSE_ALARM_THRESHOLD,
+    per_video: PerVideoOpt = False,
+    as_json: JsonOpt = False,
     out: OutOpt = None,
     format_alias: FormatAliasOpt = None,
     output_alias: OutAliasOpt = None,
@@ -283,7 +290,10 @@ PlotOutOpt = Annotated[
     ),
 ]
 PlotOutAliasOpt = Annotated[
-    Path | None, typer.Option("--output", hidden=True, callback=_usage(figure_format))
+    Path | None,
+    typer.Option(
+        "--output", hidden=True, callback=_usage(figure_format), help="Old spelling of --out."
+    ),
 ]
 
 
