@@ -330,7 +330,10 @@ def plot_cmd(
     """
     out = out or output_alias
     if out is None:
-        raise typer.BadParameter("the figure file is required", param_hint="'-o' / '--out'")
+        raise typer.BadParameter(
+            "missing; give the figure file to write (.png, .jpg, .svg or .pdf)",
+            param_hint="'-o' / '--out'",
+        )
     fmt = format_alias or annotations_format
     arrays, metas, ann = _load(scores, annotations, fmt, list_file, one_based, end_inclusive)
     name = match_video(video, arrays)
