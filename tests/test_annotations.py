@@ -8,6 +8,7 @@ import pytest
 from vadkit.errors import VadkitError
 from vadkit.io.annotations import (
     DEFAULT_CONVENTIONS,
+    check_list_file,
     detect_format,
     mask_to_intervals,
     read_annotations,
@@ -243,3 +244,26 @@ def test_legacy_counts_from_list_or_snippets_and_crop_files(tmp_path):
         )
     with pytest.raises(VadkitError, match="needs the list file"):
         read_annotations(gt_path)
+
+
+def test_legacy_list_naming_a_0d_array_is_an_error(tmp_path):
+    gt_path, lines, _ = _legacy(tmp_path)
+    np.save(tmp_path / "feats" / "vid1_i3d.npy", np.float32(3.0))  # a single number
+    (tmp_path / "test.list").write_text("\n".join(lines) + "\n")
+    with pytest.raises(VadkitError, match=r"test\.list:2: feature file .*vid1_i3d\.npy .*0-d"):
+        read_annotations(gt_path, list_file=tmp_path / "test.list")
+
+
+def test_only_the_legacy_gt_pads_short_scores_and_takes_a_list(tmp_path):
+    gt_path, lines, _ = _legacy(tmp_path)
+    (tmp_path / "test.list").write_text("\n".join(lines) + "\n")
+    assert read_annotations(gt_path, list_file=tmp_path / "test.list").pad_short_scores
+    ucf = tmp_path / "gt.txt"
+    ucf.write_text("A.mp4 Abuse 0 3 -1 -1\n")
+    assert not read_annotations(ucf).pad_short_scores
+    with pytest.raises(VadkitError, match=r"--list is for the legacy gt format, but .* is ucf"):
+        read_annotations(ucf, list_file=tmp_path / "test.list")
+    with pytest.raises(VadkitError, match="is shanghaitech"):
+        check_list_file(tmp_path / "feats", "auto", tmp_path / "test.list")
+    check_list_file(gt_path, "auto", tmp_path / "test.list")  # a .npy is the legacy gt
+    check_list_file(tmp_path / "missing.txt", "auto", "x.list")  # read_annotations says so

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -245,3 +246,55 @@ def test_bad_arguments_exit_2(tmp_path):
     assert r.exit_code == 2 and "--list is for the legacy gt format" in r.output
     r = runner.invoke(app, ["eval", str(d), "-a", ann, "--threshold", "nan"])
     assert r.exit_code == 2 and "finite" in r.output
+
+
+def test_option_spellings_and_hidden_aliases(tmp_path):
+    d = _score_dir(tmp_path, lambda v, n: _labels(v).astype(float))
+    ann = str(_annotation(tmp_path))
+    for spelling in (["-f", "ucf"], ["--annotations-format", "ucf"], ["--format", "ucf"]):
+        r = _ok(runner.invoke(app, ["eval", str(d), "-a", ann, "--json", *spelling]))
+        assert json.loads(r.stdout)["annotations"]["format"] == "ucf"
+    out = tmp_path / "old.json"
+    _ok(runner.invoke(app, ["eval", str(d), "-a", ann, "--output", str(out)]))
+    assert json.loads(out.read_text())["roc_auc"] == 1.0
+    for cmd in ("eval", "plot"):
+        text = _ok(runner.invoke(app, [cmd, "--help"])).stdout
+        assert "--annotations-format" in text and "--out" in text
+        assert not re.search(r"(^|[\s,])--(format|output)\b", text), text
+
+
+def test_out_dash_writes_the_json_to_stdout(tmp_path):
+    d = _score_dir(tmp_path, lambda v, n: _labels(v).astype(float))
+    r = _ok(runner.invoke(app, ["eval", str(d), "-a", str(_annotation(tmp_path)), "-o", "-"]))
+    got = json.loads(r.stdout)  # the JSON only: no table
+    assert got["roc_auc"] == 1.0 and got["videos"] == 5
+    assert not (tmp_path / "-").exists()
+
+
+def test_bad_score_files_are_one_error_line(tmp_path):
+    ann = _annotation(tmp_path)
+    d = _score_dir(tmp_path, lambda v, n: np.zeros(n))
+    np.save(d / "Arson003_x264.npy", np.zeros(51, np.complex64))
+    _one_error_line(
+        runner.invoke(app, ["eval", str(d), "-a", str(ann)]), "Arson003_x264.npy", "complex64"
+    )
+    np.save(d / "Arson003_x264.npy", np.zeros(51, np.float32))
+    j = d / "Arson003_x264.json"
+    meta = json.loads(j.read_text())
+    for bad in ({"snippet_length": 100000}, {"snippet_length": "x"}):
+        j.write_text(json.dumps({**meta, **bad}))
+        _one_error_line(runner.invoke(app, ["eval", str(d), "-a", str(ann)]), str(j))
+    j.write_text("[]")
+    _one_error_line(runner.invoke(app, ["eval", str(d), "-a", str(ann)]), str(j), "JSON object")
+
+
+def test_legacy_list_naming_a_0d_array_is_one_error_line(tmp_path):
+    d = tmp_path / "scores"
+    write_scores(d, ScoreMeta("A", 32, 16, 2), np.zeros(32))
+    np.save(tmp_path / "gt.npy", np.zeros(32, np.uint8))
+    np.save(tmp_path / "A.npy", np.float32(1.0))
+    (tmp_path / "t.list").write_text("A.npy\n")
+    r = runner.invoke(
+        app, ["eval", str(d), "-a", str(tmp_path / "gt.npy"), "--list", str(tmp_path / "t.list")]
+    )
+    _one_error_line(r, "t.list:1", "0-d array")

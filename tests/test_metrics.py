@@ -215,3 +215,89 @@ def test_per_video_rows(tmp_path):
     assert rows["Normal_Videos_001_x264"]["roc_auc"] is None
     assert rows["Normal_Videos_001_x264"]["alarm_rate"] == pytest.approx(np.mean(n >= 0.7))
     assert rows["Normal_Videos_001_x264"]["max_score"] == n.max()
+
+
+def test_float32_scores_equal_sklearn_and_the_threshold_is_exact(tmp_path):
+    a = _ucf(tmp_path, LINES)
+    rng = np.random.default_rng(11)
+    scores = {v: np.round(rng.random(n), 2).astype(np.float32) for v, n in LENGTHS.items()}
+    scores["Normal_Videos_002_x264"][:5] = np.float32(0.7)  # 0.699999988 < 0.7: no alarm
+    r = metrics.evaluate(scores, a, threshold=0.7, per_video=True)
+    wide = {v: s.astype(np.float64) for v, s in scores.items()}
+    names, y, s = _arrays(a, wide)
+    p, rec, _ = precision_recall_curve(y, s)
+    assert r["roc_auc"] == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert r["average_precision"] == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    assert r["pr_auc_trapezoid"] == pytest.approx(auc(rec, p), abs=1e-12)
+    normal = np.concatenate([wide[v] for v in names if v.startswith("Normal")])
+    assert r["false_alarm_rate"] == np.count_nonzero(normal >= 0.7) / normal.size
+    row = r["per_video"]["Normal_Videos_002_x264"]
+    assert row["alarm_rate"] == np.mean(wide["Normal_Videos_002_x264"] >= 0.7)
+    assert row["mean_score"] == pytest.approx(wide["Normal_Videos_002_x264"].mean(), abs=1e-15)
+    w = metrics.evaluate(wide, a, threshold=0.7, per_video=True)
+    for key in ("roc_auc", "average_precision", "pr_auc_trapezoid", "roc_auc_abnormal"):
+        assert r[key] == w[key], key  # the same counts, whatever the dtype
+    assert r["per_class"] == w["per_class"] and r["false_alarm_rate"] == w["false_alarm_rate"]
+
+
+def test_evaluate_memory_stays_near_the_data_size(tmp_path):
+    # float32 scores take 4 bytes a frame; evaluate used to take ~85 more (float64 copies,
+    # boolean label arrays, concatenations). Now: labels (1 byte) and one sorted copy (4).
+    import tracemalloc
+
+    n, per = 40, 50_000
+    lines = [
+        f"A{i}.mp4 Abuse 100 20000 -1 -1" if i % 2 else f"N{i}.mp4 Normal -1 -1 -1 -1"
+        for i in range(n)
+    ]
+    a = _ucf(tmp_path, lines)
+    rng = np.random.default_rng(0)
+    scores = {ln.split(".")[0]: rng.random(per, dtype=np.float32) for ln in lines}
+    tracemalloc.start()
+    try:
+        metrics.evaluate(scores, a, per_video=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak / (n * per) < 12, peak / (n * per)
+
+
+def test_align_video_is_what_evaluate_and_plot_use(tmp_path):
+    from vadkit.plot import video_curve
+
+    a = _ucf(tmp_path, LINES)
+    s = np.r_[np.zeros(10), np.ones(20), np.zeros(40)].astype(np.float32)
+    v = metrics.align_video("Abuse001_x264", s, a, frame_count=64)
+    assert v.frames == 64 and v.positives == 20 and v.scores.dtype == np.float32
+    assert v.aligned == {
+        "video": "Abuse001_x264",
+        "scores": 70,
+        "labels": 64,
+        "action": "trimmed scores",
+    }
+    r = metrics.evaluate(
+        {"Abuse001_x264": s, "Normal_Videos_002_x264": np.zeros(32)},
+        a,
+        frame_counts={"Abuse001_x264": 64},
+    )
+    assert r["trimmed"] == [v.aligned]
+    c = video_curve("Abuse001_x264", s, a, frame_count=64)
+    assert np.array_equal(c.scores, v.scores) and np.array_equal(c.labels, v.labels)
+    assert c.roc_auc == metrics.video_roc_auc(v) == 1.0
+
+
+def test_bad_scores_and_threshold_are_refused(tmp_path):
+    a = _ucf(tmp_path, LINES)
+    with pytest.raises(VadkitError, match="Abuse001_x264: scores must be real numbers"):
+        metrics.evaluate({"Abuse001_x264": np.zeros(64, complex)}, a)
+    with pytest.raises(VadkitError, match="expected a finite number"):
+        metrics.evaluate({"Abuse001_x264": np.zeros(64)}, a, threshold=float("nan"))
+
+
+def test_the_caller_can_overrule_the_legacy_padding(tmp_path):
+    np.save(tmp_path / "gt.npy", np.r_[np.zeros(20), np.ones(12), np.zeros(16)].astype(np.uint8))
+    (tmp_path / "t.list").write_text("/x/A_i3d.npy 2\n/x/N_i3d.npy 1\n")
+    a = read_annotations(tmp_path / "gt.npy", list_file=tmp_path / "t.list")
+    scores = {"A_i3d": np.r_[np.zeros(20), np.ones(9)], "N_i3d": np.zeros(16)}
+    r = metrics.evaluate(scores, a, pad_scores=False)
+    assert r["trimmed"][0]["action"] == "trimmed labels" and r["frames"] == 45

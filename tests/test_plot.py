@@ -51,7 +51,8 @@ def test_video_curve_aligns_like_eval(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("ext", "magic"), [("png", b"\x89PNG"), ("svg", b"<?xml"), ("pdf", b"%PDF")]
+    ("ext", "magic"),
+    [("png", b"\x89PNG"), ("jpg", b"\xff\xd8\xff"), ("svg", b"<?xml"), ("pdf", b"%PDF")],
 )
 def test_plot_command_writes_each_format(tmp_path, ext, magic):
     ann, d = _setup(tmp_path)
@@ -69,8 +70,11 @@ def test_plot_command_writes_each_format(tmp_path, ext, magic):
 def test_plot_errors(tmp_path):
     ann, d = _setup(tmp_path)
     base = ["--scores", str(d), "--annotations", str(ann)]
-    r = runner.invoke(app, ["plot", "shooting022", *base, "-o", str(tmp_path / "x.jpg")])
-    assert r.exit_code == 2 and "png, .svg or .pdf" in r.output
+    r = runner.invoke(app, ["plot", "shooting022", *base, "-o", str(tmp_path / "x.gif")])
+    assert r.exit_code == 2 and "png, .jpg, .svg or .pdf" in r.output
+    assert not (tmp_path / "x.gif").exists()
+    r = runner.invoke(app, ["plot", "shooting022", *base])
+    assert r.exit_code == 2 and "--out" in r.output
     r = runner.invoke(app, ["plot", "abuse", *base, "-o", str(tmp_path / "x.png")])
     assert r.exit_code == 1 and r.stderr.startswith("Error: no scored video matches 'abuse'")
     assert "Normal_Videos_001_x264" in r.stderr

@@ -17,24 +17,66 @@ MGFN, MSIP and every UCF-Crime / ShanghaiTech / XD-Violence paper):
   class's anomalous videos together with all normal videos (a video with several classes,
   as in XD-Violence, counts in each of them).
 
-Curves come from plain sorts and binary searches (no per-frame Python, no argsort), so a
-million frames take a fraction of a second; results equal sklearn's to floating-point rounding (≤ 1e-12).
+`evaluate` is built from the steps below, each usable on its own: `align_video` (one video's
+scores and labels made the same length; `vadkit plot` uses it too), `split_frames` (all scores
+sorted once, split into anomalous frames, normal frames of anomalous videos and frames of
+normal videos), `per_class_auc`, `false_alarms`, `per_video_rows` and `build_report`.
+
+Every metric comes from sorted score arrays and binary searches over them, one chunk of
+positive frames at a time (no per-frame Python, no curve arrays as long as the data), so the
+memory beyond the scores is one sorted copy of them (in their own dtype: float32 scores stay
+float32) plus a byte per frame of labels, and a million frames take a fraction of a second.
+Results equal sklearn's to floating-point rounding (≤ 1e-12).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from vadkit.errors import VadkitError
 from vadkit.io.annotations import NORMAL, Annotations
+from vadkit.io.features import SNIPPET_LENGTH
 
-SNIPPET_LENGTH = 16  # default padding tolerance: one I3D snippet of frames
+__all__ = [
+    "FALSE_ALARM_THRESHOLD",
+    "SNIPPET_LENGTH",
+    "AlignedVideo",
+    "SplitFrames",
+    "align_scores_labels",
+    "align_video",
+    "average_precision",
+    "build_report",
+    "check_threshold",
+    "evaluate",
+    "false_alarm_rate",
+    "false_alarms",
+    "frame_scores",
+    "match_annotations",
+    "per_class_auc",
+    "per_video_rows",
+    "pr_auc_trapezoid",
+    "roc_auc",
+    "split_frames",
+    "video_roc_auc",
+]
+
 FALSE_ALARM_THRESHOLD = 0.5
+_CHUNK = 1 << 16  # positive frames per step of the curve sums (bounds the temporaries)
 
 
-# -- curves from a descending sort -------------------------------------------------------------
+# -- checks ------------------------------------------------------------------------------------
+def check_threshold(threshold: float) -> float:
+    """The false-alarm threshold as a float, or refuse NaN/inf."""
+    t = float(threshold)
+    if not math.isfinite(t):
+        raise VadkitError(f"{threshold}: expected a finite number")
+    return t
+
+
 def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     t = np.asarray(y_true).reshape(-1)
     s = np.asarray(y_score, dtype=np.float64).reshape(-1)
@@ -49,85 +91,87 @@ def _check(y_true, y_score) -> tuple[np.ndarray, np.ndarray]:
     return t.astype(bool), s
 
 
-def _counts(y_true: np.ndarray, y_score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """True/false positive counts at each distinct score, highest first (sklearn's binary
-    classification curve), from two plain sorts instead of an argsort (4x faster)."""
-    all_sorted = np.sort(y_score)
-    pos_sorted = np.sort(y_score[y_true])
-    first = np.flatnonzero(np.r_[True, all_sorted[1:] != all_sorted[:-1]])  # distinct, ascending
-    at_least = all_sorted.size - first  # frames scored >= each distinct value
-    pos_at_least = pos_sorted.size - np.searchsorted(pos_sorted, all_sorted[first], "left")
-    tps = pos_at_least[::-1].astype(np.float64)
-    fps = (at_least - pos_at_least)[::-1].astype(np.float64)
-    return tps, fps
-
-
-def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
-    return float(np.sum(np.diff(x) * (y[1:] + y[:-1])) / 2.0)
-
-
-def _need_both(tps: np.ndarray, fps: np.ndarray, what: str) -> None:
-    if tps[-1] == 0 or fps[-1] == 0:
-        only = "normal (0)" if tps[-1] == 0 else "anomalous (1)"
+def _need_both(n_pos: int, n_neg: int, what: str) -> None:
+    if n_pos == 0 or n_neg == 0:
+        only = "normal (0)" if n_pos == 0 else "anomalous (1)"
         raise VadkitError(
-            f"{what} needs both normal and anomalous frames, but all {int(tps[-1] + fps[-1])} "
+            f"{what} needs both normal and anomalous frames, but all {n_pos + n_neg} "
             f"frames are {only}"
         )
 
 
-def _roc_auc(tps: np.ndarray, fps: np.ndarray) -> float:
-    fpr = np.concatenate([[0.0], fps / fps[-1]])
-    tpr = np.concatenate([[0.0], tps / tps[-1]])
-    return _trapezoid(tpr, fpr)
+def _at_least(threshold: float, dtype: np.dtype) -> np.generic:
+    """The smallest value of `dtype` >= `threshold`: `x >= it` in `dtype` is exactly the real
+    comparison `x >= threshold` (float32 scores are compared without a float64 copy)."""
+    kind = np.dtype(dtype).type
+    with np.errstate(over="ignore"):
+        t = kind(threshold)
+    if float(t) < threshold:
+        t = np.nextafter(t, kind(np.inf))
+    return t
 
 
-def _pr(tps: np.ndarray, fps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """sklearn's `precision_recall_curve` (recall decreasing, ending at recall 0, precision 1)."""
-    precision = np.concatenate([(tps / (tps + fps))[::-1], [1.0]])
-    recall = np.concatenate([(tps / tps[-1])[::-1], [0.0]])
-    return precision, recall
+# -- curves from sorted scores -------------------------------------------------------------------
+def _curve_areas(
+    pos: np.ndarray, negs: Sequence[np.ndarray], *, pr: bool = True
+) -> tuple[float, float, float]:
+    """(ROC AUC, average precision, trapezoid PR AUC) of ascending positive scores against
+    ascending negatives (given in parts that need not be merged). With `pr=False` only the ROC
+    AUC is computed (the other two are NaN).
+
+    sklearn's curves have one point per distinct score t, with precision(t) = #pos >= t /
+    #scores >= t. Summed over the positive frames x (frames tied at a point share it):
+      ROC AUC  = mean over x of (#neg < x + #neg <= x) / 2N  (Mann-Whitney: a tie counts half),
+      AP       = mean over x of precision(x),
+      PR trap. = mean over x of (precision(x) + precision just above x) / 2,
+    "just above x" being the next higher distinct score (precision 1 at recall 0 if none).
+    """
+    n_pos = pos.size
+    n_neg = sum(n.size for n in negs)
+    twice, ap, trap = 0, 0.0, 0.0  # twice = 2 × (pairs won + ½ ties), an exact integer
+    for i in range(0, n_pos, _CHUNK):
+        c = pos[i : i + _CHUNK]
+        neg_lt = sum(np.searchsorted(n, c, "left") for n in negs)
+        neg_le = sum(np.searchsorted(n, c, "right") for n in negs)
+        twice += int(np.sum(neg_lt)) + int(np.sum(neg_le))
+        if not pr:
+            continue
+        pos_ge = n_pos - np.searchsorted(pos, c, "left")
+        pos_gt = n_pos - np.searchsorted(pos, c, "right")
+        precision = pos_ge / (pos_ge + (n_neg - neg_lt))
+        above = pos_gt + (n_neg - neg_le)
+        before = np.divide(pos_gt, above, out=np.ones(c.size), where=above > 0)
+        ap += float(precision.sum())
+        trap += float((precision + before).sum())
+    roc = twice / (2.0 * n_pos * n_neg)
+    if not pr:
+        return roc, math.nan, math.nan
+    return roc, ap / n_pos, trap / (2.0 * n_pos)
 
 
-def _ap(precision: np.ndarray, recall: np.ndarray) -> float:
-    return float(max(0.0, -np.sum(np.diff(recall) * precision[:-1])))
-
-
-def _pr_trapezoid(precision: np.ndarray, recall: np.ndarray) -> float:
-    return -_trapezoid(precision, recall)
-
-
-def _mann_whitney_auc(pos: np.ndarray, negs: list[np.ndarray], n_neg: int) -> float:
-    """ROC AUC as P(pos > neg) + ½ P(pos = neg), negatives given as ascending sorted arrays."""
-    twice = 0  # 2 × (pairs won + ½ ties), an exact integer
-    for neg in negs:
-        lo = np.searchsorted(neg, pos, "left")
-        hi = np.searchsorted(neg, pos, "right")
-        twice += int(lo.sum()) + int(hi.sum())
-    return twice / (2.0 * pos.size * n_neg)
+def _population(y_true, y_score, what: str) -> tuple[np.ndarray, np.ndarray]:
+    t, s = _check(y_true, y_score)
+    pos, neg = np.sort(s[t]), np.sort(s[~t])
+    _need_both(pos.size, neg.size, what)
+    return pos, neg
 
 
 def roc_auc(y_true, y_score) -> float:
     """Area under the ROC curve (equals `sklearn.metrics.roc_auc_score`)."""
-    t, s = _check(y_true, y_score)
-    tps, fps = _counts(t, s)
-    _need_both(tps, fps, "ROC AUC")
-    return _roc_auc(tps, fps)
+    pos, neg = _population(y_true, y_score, "ROC AUC")
+    return _curve_areas(pos, [neg], pr=False)[0]
 
 
 def average_precision(y_true, y_score) -> float:
     """sklearn's average precision `Σ (R_n − R_{n−1}) P_n`."""
-    t, s = _check(y_true, y_score)
-    tps, fps = _counts(t, s)
-    _need_both(tps, fps, "average precision")
-    return _ap(*_pr(tps, fps))
+    pos, neg = _population(y_true, y_score, "average precision")
+    return _curve_areas(pos, [neg])[1]
 
 
 def pr_auc_trapezoid(y_true, y_score) -> float:
     """Trapezoid area under the precision-recall curve (RTFM/MGFN's reported PR AUC)."""
-    t, s = _check(y_true, y_score)
-    tps, fps = _counts(t, s)
-    _need_both(tps, fps, "PR AUC")
-    return _pr_trapezoid(*_pr(tps, fps))
+    pos, neg = _population(y_true, y_score, "PR AUC")
+    return _curve_areas(pos, [neg])[2]
 
 
 def false_alarm_rate(y_true, y_score, *, threshold: float = FALSE_ALARM_THRESHOLD) -> float:
@@ -140,6 +184,28 @@ def false_alarm_rate(y_true, y_score, *, threshold: float = FALSE_ALARM_THRESHOL
 
 
 # -- aligning scores with labels ---------------------------------------------------------------
+def frame_scores(video: str, scores) -> np.ndarray:
+    """One video's scores as a non-empty 1-D array of finite real numbers, or refuse.
+
+    float32 stays float32 (no float64 copy of every frame); other real dtypes become float64.
+    """
+    s = np.asarray(scores)
+    if s.dtype.kind not in "biuf":
+        raise VadkitError(f"{video}: scores must be real numbers, got an array of dtype {s.dtype}")
+    s = s.reshape(-1)
+    if s.dtype != np.float32:
+        s = s.astype(np.float64, copy=False)
+    if s.size == 0:
+        raise VadkitError(f"{video}: empty score array")
+    bad = ~np.isfinite(s)
+    if bad.any():
+        raise VadkitError(
+            f"{video}: {int(bad.sum())} non-finite score(s) (NaN/inf), first at frame "
+            f"{int(np.argmax(bad))}"
+        )
+    return s
+
+
 def align_scores_labels(
     video: str,
     scores: np.ndarray,
@@ -172,14 +238,253 @@ def align_scores_labels(
         # The legacy gt counts 16 frames per snippet: the legacy protocol repeats the last
         # snippet's score over the padding, which is what padding with the last value gives.
         action = "padded scores"
-        scores = np.concatenate([scores, np.full(nl - ns, scores[-1])])
+        scores = np.concatenate([scores, np.full(nl - ns, scores[-1], dtype=scores.dtype)])
     else:
         action = "trimmed labels"
         labels = labels[:ns]
     return scores, labels, {"video": video, "scores": ns, "labels": nl, "action": action}
 
 
+@dataclass
+class AlignedVideo:
+    """One video's scores and 0/1 labels, made the same length by `align_video`."""
+
+    video: str
+    scores: np.ndarray  # (frames,) float32 or float64
+    labels: np.ndarray  # (frames,) uint8
+    classes: tuple[str, ...]
+    positives: int  # frames labelled 1
+    aligned: dict | None = None  # {video, scores, labels, action} when the lengths differed
+
+    @property
+    def frames(self) -> int:
+        return int(self.scores.size)
+
+
+def align_video(
+    video: str,
+    scores,
+    annotations: Annotations,
+    *,
+    frame_count: int | None = None,
+    snippet_length: int | None = None,
+    pad_scores: bool = False,
+) -> AlignedVideo:
+    """One video's scores and labels, aligned as `vadkit eval` and `vadkit plot` align them.
+
+    The label length is the annotation's frame count when it has one, else `frame_count` (the
+    score metadata's true frame count), else the score length. A difference of up to one
+    snippet (`snippet_length`, default 16 frames) is padding and is aligned by
+    `align_scores_labels`; a larger one is an error naming the video and both lengths.
+    """
+    s = frame_scores(video, scores)
+    truth = annotations.truth(video)
+    asked = None if truth.frame_count is not None else int(frame_count or s.size)
+    labels = annotations.labels(video, asked)
+    tolerance = int(snippet_length or SNIPPET_LENGTH)
+    s, labels, note = align_scores_labels(
+        video, s, labels, tolerance=tolerance, pad_scores=pad_scores, source=truth.source
+    )
+    return AlignedVideo(video, s, labels, truth.classes, int(np.count_nonzero(labels)), note)
+
+
+def match_annotations(videos: Sequence[str], annotations: Annotations) -> tuple[list, list]:
+    """(scored videos the annotation does not list, sorted; annotated videos without scores).
+
+    Unlisted videos are an error unless the format says they are normal (XD-Violence,
+    ShanghaiTech masks); two score names for one annotated video are an error.
+    """
+    unknown = sorted(v for v in videos if v not in annotations)
+    if unknown and not annotations.unlisted_normal:
+        shown = ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else "")
+        raise VadkitError(
+            f"{len(unknown)} scored video(s) are not in the annotation {annotations.path} "
+            f"(format {annotations.format}, which lists every test video): {shown}; evaluate "
+            f"the right score directory or annotation file"
+        )
+    keys: dict[str, str] = {}
+    for v in videos:
+        k = annotations.key(v) or v
+        if k in keys:
+            raise VadkitError(f"scores {keys[k]!r} and {v!r} are both for video {k}")
+        keys[k] = v
+    return unknown, [v for v in annotations.videos if v not in keys]
+
+
+# -- populations -------------------------------------------------------------------------------
+def _dtype(videos: Sequence[AlignedVideo]) -> np.dtype:
+    same = all(v.scores.dtype == np.float32 for v in videos)
+    return np.dtype(np.float32 if same else np.float64)
+
+
+def _gather(videos: Sequence[AlignedVideo], positive: bool | None, dtype) -> np.ndarray:
+    """Ascending scores of the anomalous (True), normal (False) or all (None) frames of
+    `videos`, filled into one array of the final size (no concatenation of copies)."""
+    if positive is None:
+        sizes = [v.frames for v in videos]
+    else:
+        sizes = [v.positives if positive else v.frames - v.positives for v in videos]
+    out = np.empty(sum(sizes), dtype)
+    at = 0
+    for v, n in zip(videos, sizes, strict=True):
+        if n:
+            out[at : at + n] = (
+                v.scores if positive is None else v.scores[(v.labels != 0) == positive]
+            )
+        at += n
+    out.sort()
+    return out
+
+
+@dataclass
+class SplitFrames:
+    """All scores, sorted once and split three ways: what every population's metric needs."""
+
+    pos: np.ndarray  # anomalous frames (all in anomalous videos), ascending
+    neg_abnormal: np.ndarray  # normal frames of anomalous videos, ascending
+    neg_normal: np.ndarray  # every frame of the normal videos, ascending
+
+
+def split_frames(videos: Sequence[AlignedVideo]) -> SplitFrames:
+    dtype = _dtype(videos)
+    anomalous = [v for v in videos if v.positives]
+    normal = [v for v in videos if not v.positives]
+    return SplitFrames(
+        _gather(anomalous, True, dtype),
+        _gather(anomalous, False, dtype),
+        _gather(normal, None, dtype),
+    )
+
+
+def _subset_auc(pos: np.ndarray, negs: list[np.ndarray], what: str, notes: list) -> float | None:
+    if pos.size == 0 or sum(n.size for n in negs) == 0:
+        notes.append(f"{what}: undefined (only one class of frames)")
+        return None
+    return _curve_areas(pos, negs, pr=False)[0]
+
+
+def per_class_auc(
+    videos: Sequence[AlignedVideo], neg_normal: np.ndarray, notes: list[str]
+) -> dict[str, dict]:
+    """ROC AUC of each annotated class: its anomalous videos' frames with all normal videos'
+    frames (`neg_normal`, sorted). Classes whose ROC AUC is undefined get a note."""
+    normal = [v for v in videos if not v.positives]
+    normal_frames = sum(v.frames for v in normal)
+    dtype = _dtype(videos)
+    out: dict[str, dict] = {}
+    for c in sorted({c for v in videos for c in v.classes if c != NORMAL}):
+        members = [v for v in videos if v.positives and c in v.classes]
+        if not members:
+            continue
+        pos, neg = _gather(members, True, dtype), _gather(members, False, dtype)
+        out[c] = {
+            "roc_auc": _subset_auc(pos, [neg, neg_normal], f"per_class[{c}]", notes),
+            "videos": len(members),
+            "normal_videos": len(normal),
+            "frames": sum(v.frames for v in members) + normal_frames,
+        }
+    return out
+
+
+def false_alarms(neg_normal: np.ndarray, threshold: float, notes: list[str]) -> float | None:
+    """Share of the normal videos' frames (sorted) scored >= threshold; None (and a note)
+    without normal videos."""
+    if not neg_normal.size:
+        notes.append("false_alarm_rate: no normal videos among the scored videos")
+        return None
+    t = _at_least(threshold, neg_normal.dtype)
+    return float(neg_normal.size - np.searchsorted(neg_normal, t, "left")) / neg_normal.size
+
+
+def video_roc_auc(video: AlignedVideo) -> float | None:
+    """One video's own ROC AUC; None unless it has both normal and anomalous frames."""
+    if not 0 < video.positives < video.frames:
+        return None
+    on = video.labels != 0
+    return _curve_areas(np.sort(video.scores[on]), [np.sort(video.scores[~on])], pr=False)[0]
+
+
+def per_video_rows(videos: Sequence[AlignedVideo], threshold: float) -> dict[str, dict]:
+    """{video: frames, anomalous_frames, roc_auc, mean_score, max_score, alarm_rate}."""
+    rows = {}
+    for v in videos:
+        t = _at_least(threshold, v.scores.dtype)
+        rows[v.video] = {
+            "frames": v.frames,
+            "anomalous_frames": v.positives,
+            "roc_auc": video_roc_auc(v),
+            "mean_score": float(v.scores.mean(dtype=np.float64)),
+            "max_score": float(v.scores.max()),
+            "alarm_rate": float(np.count_nonzero(v.scores >= t) / v.frames),
+        }
+    return rows
+
+
 # -- the evaluation ---------------------------------------------------------------------------
+def _coverage_notes(unknown: list, missing_scores: list, trimmed: list, fmt: str) -> list[str]:
+    notes = []
+    if unknown:
+        notes.append(
+            f"{len(unknown)} scored video(s) are not in the annotation and were taken as normal "
+            f"(format {fmt} lists only anomalous videos)"
+        )
+    if missing_scores:
+        notes.append(f"{len(missing_scores)} annotated video(s) have no scores and were skipped")
+    if trimmed:
+        notes.append(
+            f"{len(trimmed)} video(s) differed from their labels by at most one snippet of "
+            f"padding and were aligned (see 'trimmed')"
+        )
+    return notes
+
+
+def build_report(
+    videos: Sequence[AlignedVideo],
+    annotations: Annotations,
+    *,
+    threshold: float = FALSE_ALARM_THRESHOLD,
+    unknown: Sequence[str] = (),
+    missing_scores: Sequence[str] = (),
+    per_video: bool = False,
+) -> dict:
+    """The metrics dict of `evaluate` from aligned videos (see `evaluate` for its keys)."""
+    frames = split_frames(videos)
+    n_neg = frames.neg_abnormal.size + frames.neg_normal.size
+    what = f"evaluating {len(videos)} video(s) against {annotations.path}: ROC AUC"
+    _need_both(frames.pos.size, n_neg, what)
+    roc, ap, trap = _curve_areas(frames.pos, [frames.neg_normal, frames.neg_abnormal])
+    notes: list[str] = []
+    per_class = per_class_auc(videos, frames.neg_normal, notes)
+    far = false_alarms(frames.neg_normal, threshold, notes)
+    trimmed = [v.aligned for v in videos if v.aligned]
+    notes += _coverage_notes(list(unknown), list(missing_scores), trimmed, annotations.format)
+    abnormal = sum(1 for v in videos if v.positives)
+    result = {
+        "roc_auc": roc,
+        "average_precision": ap,
+        "pr_auc_trapezoid": trap,
+        "roc_auc_abnormal": _subset_auc(
+            frames.pos, [frames.neg_abnormal], "roc_auc_abnormal", notes
+        ),
+        "false_alarm_rate": far,
+        "per_class": per_class,
+        "videos": len(videos),
+        "frames": int(frames.pos.size + n_neg),
+        "abnormal_videos": abnormal,
+        "normal_videos": len(videos) - abnormal,
+        "anomalous_frames": int(frames.pos.size),
+        "threshold": threshold,
+        "annotations": annotations.describe(),
+        "missing_scores": list(missing_scores),
+        "missing_labels": sorted(unknown),
+        "trimmed": trimmed,
+        "notes": notes,
+    }
+    if per_video:
+        result["per_video"] = per_video_rows(videos, threshold)
+    return result
+
+
 def evaluate(
     scores: Mapping[str, np.ndarray],
     annotations: Annotations,
@@ -192,12 +497,11 @@ def evaluate(
 ) -> dict:
     """Frame-level metrics of per-frame `scores` ({video: (frames,)}) against `annotations`.
 
-    Each video's label length is the annotation's frame count when it has one, else
-    `frame_counts[video]` (the score metadata's true frame count), else the score length.
-    A score/label length difference of up to one snippet (`snippet_lengths[video]`, default 16)
-    is padding: the longer side is trimmed (or, with `pad_scores`, the default for the legacy
-    format, short scores are padded with their last value) and the video is listed under
-    `trimmed`. A larger difference is an error naming the video and both lengths.
+    Each video is aligned by `align_video` (label length from the annotation, else
+    `frame_counts[video]`, else the score length; up to one snippet, `snippet_lengths[video]`,
+    default 16, of padding trimmed and listed under `trimmed`, a larger difference an error).
+    `pad_scores` pads short scores with their last value instead of trimming the labels; None
+    takes the annotation's own rule (`Annotations.pad_short_scores`, True for the legacy gt).
 
     Videos with scores but no annotation are an error unless the format says unlisted videos
     are normal (XD-Violence, ShanghaiTech masks); they are then listed under `missing_labels`.
@@ -207,157 +511,28 @@ def evaluate(
     the video has both kinds of frames), mean_score, max_score, alarm_rate (share of frames
     scored >= threshold)} to find the videos that drag a result down.
     """
-    frame_counts = frame_counts or {}
-    snippet_lengths = snippet_lengths or {}
-    if pad_scores is None:
-        pad_scores = annotations.format == "legacy"
+    check_threshold(threshold)
     if not scores:
         raise VadkitError("no score files to evaluate")
-
-    unknown = [v for v in scores if v not in annotations]
-    if unknown and not annotations.unlisted_normal:
-        shown = ", ".join(sorted(unknown)[:5]) + (", ..." if len(unknown) > 5 else "")
-        raise VadkitError(
-            f"{len(unknown)} scored video(s) are not in the annotation {annotations.path} "
-            f"(format {annotations.format}, which lists every test video): {shown}; evaluate "
-            f"the right score directory or annotation file"
+    unknown, missing = match_annotations(list(scores), annotations)
+    pad = annotations.pad_short_scores if pad_scores is None else pad_scores
+    frame_counts, snippet_lengths = frame_counts or {}, snippet_lengths or {}
+    videos = [
+        align_video(
+            v,
+            scores[v],
+            annotations,
+            frame_count=frame_counts.get(v),
+            snippet_length=snippet_lengths.get(v),
+            pad_scores=pad,
         )
-    keys: dict[str, str] = {}
-    for v in scores:
-        k = annotations.key(v) or v
-        if k in keys:
-            raise VadkitError(f"scores {keys[k]!r} and {v!r} are both for video {k}")
-        keys[k] = v
-    missing_scores = [v for v in annotations.videos if v not in keys]
-
-    names = sorted(scores)
-    y_scores, y_labels, trimmed, lengths = [], [], [], []
-    anomalous = np.zeros(len(names), dtype=bool)
-    for i, v in enumerate(names):
-        s = np.asarray(scores[v], dtype=np.float64).reshape(-1)
-        if s.size == 0:
-            raise VadkitError(f"{v}: empty score array")
-        if not np.isfinite(s).all():
-            bad = ~np.isfinite(s)
-            raise VadkitError(
-                f"{v}: {int(bad.sum())} non-finite score(s) (NaN/inf), first at frame "
-                f"{int(np.argmax(bad))}"
-            )
-        truth = annotations.truth(v)
-        n = truth.frame_count
-        if n is None:
-            n = int(frame_counts.get(v) or s.size)
-        labels = annotations.labels(v, None if truth.frame_count is not None else n)
-        tol = int(snippet_lengths.get(v) or SNIPPET_LENGTH)
-        s, labels, note = align_scores_labels(
-            v, s, labels, tolerance=tol, pad_scores=pad_scores, source=truth.source
-        )
-        if note:
-            trimmed.append(note)
-        y_scores.append(s)
-        y_labels.append(labels)
-        lengths.append(s.size)
-        anomalous[i] = bool(labels.any())
-
-    y_score = np.concatenate(y_scores)
-    y_true = np.concatenate(y_labels).astype(bool)
-    frame_video = np.repeat(np.arange(len(names)), lengths)
-    tps, fps = _counts(y_true, y_score)
-    _need_both(tps, fps, f"evaluating {len(names)} video(s) against {annotations.path}: ROC AUC")
-    precision, recall = _pr(tps, fps)
-    notes: list[str] = []
-
-    # Sub-populations (anomalous videos only; one class + all normal videos) are scored with the
-    # Mann-Whitney form of ROC AUC, P(score_pos > score_neg) + ½ P(tie), from sorted negatives:
-    # the normal videos' frames are shared by every class, so they are sorted once, and each
-    # class only costs a sort of its own frames.
-    normal = ~anomalous
-    frame_anom = anomalous[frame_video]
-    neg_normal = y_score[~frame_anom]  # all frames of normal videos are negatives
-    neg_normal.sort()
-
-    def subset_auc(videos_mask: np.ndarray, with_normal: bool, what: str) -> float | None:
-        m = videos_mask[frame_video]
-        pos = np.sort(y_score[m & y_true])  # sorted keys make searchsorted cache-friendly
-        neg = [np.sort(y_score[m & ~y_true])]
-        if with_normal:
-            neg.append(neg_normal)
-        n_neg = sum(x.size for x in neg)
-        if pos.size == 0 or n_neg == 0:
-            notes.append(f"{what}: undefined (only one class of frames)")
-            return None
-        return _mann_whitney_auc(pos, neg, n_neg)
-
-    per_class: dict[str, dict] = {}
-    classes = [annotations.video_classes(v) for v in names]
-    for c in sorted({c for cs in classes for c in cs if c != NORMAL}):
-        members = np.array([c in cs for cs in classes]) & anomalous
-        if not members.any():
-            continue
-        sel = members | normal
-        per_class[c] = {
-            "roc_auc": subset_auc(members, True, f"per_class[{c}]"),
-            "videos": int(members.sum()),
-            "normal_videos": int(normal.sum()),
-            "frames": int(np.asarray(lengths)[sel].sum()),
-        }
-
-    far = None
-    if neg_normal.size:
-        far = (
-            float(neg_normal.size - np.searchsorted(neg_normal, threshold, "left"))
-            / neg_normal.size
-        )
-    else:
-        notes.append("false_alarm_rate: no normal videos among the scored videos")
-
-    if unknown:
-        notes.append(
-            f"{len(unknown)} scored video(s) are not in the annotation and were taken as normal "
-            f"(format {annotations.format} lists only anomalous videos)"
-        )
-    if missing_scores:
-        notes.append(f"{len(missing_scores)} annotated video(s) have no scores and were skipped")
-    if trimmed:
-        notes.append(
-            f"{len(trimmed)} video(s) differed from their labels by at most one snippet of "
-            f"padding and were aligned (see 'trimmed')"
-        )
-
-    result = {
-        "roc_auc": _roc_auc(tps, fps),
-        "average_precision": _ap(precision, recall),
-        "pr_auc_trapezoid": _pr_trapezoid(precision, recall),
-        "roc_auc_abnormal": subset_auc(anomalous, False, "roc_auc_abnormal"),
-        "false_alarm_rate": far,
-        "per_class": per_class,
-        "videos": len(names),
-        "frames": int(y_true.size),
-        "abnormal_videos": int(anomalous.sum()),
-        "normal_videos": int(normal.sum()),
-        "anomalous_frames": int(y_true.sum()),
-        "threshold": threshold,
-        "annotations": annotations.describe(),
-        "missing_scores": missing_scores,
-        "missing_labels": sorted(unknown),
-        "trimmed": trimmed,
-        "notes": notes,
-    }
-    if per_video:
-        rows = {}
-        for v, sv, lv in zip(names, y_scores, y_labels, strict=True):
-            pos = int(np.count_nonzero(lv))
-            auc_v = None
-            if 0 < pos < lv.size:
-                neg = np.sort(sv[lv == 0])
-                auc_v = _mann_whitney_auc(np.sort(sv[lv != 0]), [neg], neg.size)
-            rows[v] = {
-                "frames": int(sv.size),
-                "anomalous_frames": pos,
-                "roc_auc": auc_v,
-                "mean_score": float(sv.mean()),
-                "max_score": float(sv.max()),
-                "alarm_rate": float(np.count_nonzero(sv >= threshold) / sv.size),
-            }
-        result["per_video"] = rows
-    return result
+        for v in sorted(scores)
+    ]
+    return build_report(
+        videos,
+        annotations,
+        threshold=threshold,
+        unknown=unknown,
+        missing_scores=missing,
+        per_video=per_video,
+    )

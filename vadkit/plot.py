@@ -1,7 +1,8 @@
 """Per-video score curves: the frame scores of one video with its anomalous intervals shaded.
 
-Computing (`match_video`, `video_curve`) is separate from drawing (`draw_curve`), which uses
-matplotlib's Agg canvas directly (no pyplot, no display) and writes PNG, SVG or PDF atomically.
+Computing (`match_video`, `video_curve`, which aligns scores and labels with `vadkit eval`'s own
+`metrics.align_video`) is separate from drawing (`draw_curve`), which uses matplotlib's Agg
+canvas directly (no pyplot, no display) and writes PNG, JPEG, SVG or PDF atomically.
 """
 
 from __future__ import annotations
@@ -16,9 +17,21 @@ import numpy as np
 from vadkit.errors import VadkitError
 from vadkit.io.annotations import Annotations, mask_to_intervals
 from vadkit.io.atomic import atomic_path
-from vadkit.metrics import SNIPPET_LENGTH, align_scores_labels, roc_auc
+from vadkit.io.features import SNIPPET_LENGTH
+from vadkit.metrics import align_video, frame_scores, video_roc_auc
 
-PLOT_FORMATS = ("png", "svg", "pdf")
+# file extension -> matplotlib format
+PLOT_FORMATS = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "svg": "svg", "pdf": "pdf"}
+
+
+def figure_format(path: str | os.PathLike) -> str:
+    """The matplotlib format of a figure file, from its extension, or refuse."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        raise VadkitError(
+            f"{path}: unsupported plot format {ext or '(none)'!r}; use .png, .jpg, .svg or .pdf"
+        )
+    return PLOT_FORMATS[ext]
 
 
 def match_video(query: str, candidates: Iterable[str]) -> str:
@@ -57,28 +70,25 @@ def video_curve(
     annotations: Annotations | None,
     *,
     frame_count: int | None = None,
-    snippet_length: int = SNIPPET_LENGTH,
+    snippet_length: int | None = SNIPPET_LENGTH,
+    pad_scores: bool | None = None,
 ) -> Curve:
-    """Scores and labels of one video aligned exactly as `vadkit eval` aligns them."""
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    """Scores and labels of one video aligned exactly as `vadkit eval` aligns them
+    (`pad_scores` None: the annotation's own rule, as in `metrics.evaluate`)."""
     if annotations is None:
-        return Curve(video, s, None, [], None)
-    truth = annotations.truth(video)
-    n = truth.frame_count
-    if n is None:
-        n = int(frame_count or s.size)
-    labels = annotations.labels(video, None if truth.frame_count is not None else n)
-    s, labels, info = align_scores_labels(
+        return Curve(video, frame_scores(video, scores), None, [], None)
+    pad = annotations.pad_short_scores if pad_scores is None else pad_scores
+    a = align_video(
         video,
-        s,
-        labels,
-        tolerance=snippet_length,
-        pad_scores=annotations.format == "legacy",
-        source=truth.source,
+        scores,
+        annotations,
+        frame_count=frame_count,
+        snippet_length=snippet_length,
+        pad_scores=pad,
     )
-    auc = roc_auc(labels, s) if 0 < labels.sum() < labels.size else None
+    info = a.aligned
     note = f"{info['action']} ({info['scores']} scores, {info['labels']} labels)" if info else ""
-    return Curve(video, s, labels, mask_to_intervals(labels), auc, note)
+    return Curve(video, a.scores, a.labels, mask_to_intervals(a.labels), video_roc_auc(a), note)
 
 
 def draw_curve(curve: Curve, path: str | os.PathLike, *, width: float = 10.0) -> Path:
@@ -87,9 +97,7 @@ def draw_curve(curve: Curve, path: str | os.PathLike, *, width: float = 10.0) ->
     from matplotlib.figure import Figure
 
     out = Path(path)
-    fmt = out.suffix.lower().lstrip(".")
-    if fmt not in PLOT_FORMATS:
-        raise VadkitError(f"{out}: unsupported plot format {fmt!r}; use .png, .svg or .pdf")
+    fmt = figure_format(out)
     fig = Figure(figsize=(width, 3.2), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -111,5 +119,6 @@ def draw_curve(curve: Curve, path: str | os.PathLike, *, width: float = 10.0) ->
     ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
     ax.grid(alpha=0.3)
     with atomic_path(out) as tmp:
-        fig.savefig(tmp, format=fmt, dpi=120)
+        extra = {"pil_kwargs": {"quality": 92}} if fmt == "jpeg" else {}
+        fig.savefig(tmp, format=fmt, dpi=120, **extra)
     return out

@@ -54,6 +54,7 @@ from pathlib import Path
 import numpy as np
 
 from vadkit.errors import VadkitError
+from vadkit.io.features import SNIPPET_LENGTH
 from vadkit.io.manifest import video_id
 
 FORMATS = ("ucf", "ucf-frames", "xd", "shanghaitech", "csv", "legacy")
@@ -65,9 +66,6 @@ DEFAULT_CONVENTIONS: dict[str, tuple[bool, bool]] = {
     "xd": (False, True),
     "csv": (False, True),
 }
-
-# Frames per snippet in the legacy gt files (RTFM/MGFN repeat each snippet score 16 times).
-LEGACY_SNIPPET_LENGTH = 16
 
 XD_CLASSES = {
     "A": "Normal",
@@ -116,11 +114,16 @@ class Annotations:
         *,
         unlisted_normal: bool,
         convention: tuple[bool, bool] | None,
+        pad_short_scores: bool = False,
     ):
         self.path = path
         self.format = format
         self.unlisted_normal = unlisted_normal
         self.convention = convention
+        # The legacy gt counts whole snippets (16·t entries per video) while per-frame scores stop
+        # at the true frame count: its protocol repeats the last snippet's score over the
+        # difference, so short scores are padded rather than the labels trimmed.
+        self.pad_short_scores = pad_short_scores
         self._truths: dict[str, VideoTruth] = {}
         for t in truths:
             self._truths[t.video] = t
@@ -250,6 +253,7 @@ def read_annotations(
     p = Path(path)
     if not p.exists():
         raise VadkitError(f"{p}: annotation file not found")
+    check_list_file(p, format, list_file)
     fmt = detect_format(p) if format == "auto" else format
     if fmt not in FORMATS:
         raise VadkitError(
@@ -264,6 +268,37 @@ def read_annotations(
                 f"order (--list FILE)"
             )
         return _read_legacy(p, Path(list_file), snippets or {})
+    return _read_intervals(p, fmt, one_based, end_inclusive)
+
+
+def check_list_file(
+    path: str | os.PathLike, format: str, list_file: str | os.PathLike | None
+) -> None:
+    """Refuse a list file given with a non-legacy annotation: it only orders the legacy gt.
+
+    The format is told from the path alone (auto: a `.npy` file is legacy), so this costs no
+    read; a missing annotation is left for `read_annotations` to report.
+    """
+    p = Path(path)
+    if list_file is None or format == "legacy" or not p.exists():
+        return
+    if format == "auto":
+        if p.suffix.lower() == ".npy" and not p.is_dir():
+            return
+        format = "shanghaitech" if p.is_dir() else _detect_or(p, "a text annotation")
+    raise VadkitError(f"--list is for the legacy gt format, but {p} is {format}")
+
+
+def _detect_or(p: Path, fallback: str) -> str:
+    try:
+        return detect_format(p)
+    except VadkitError:
+        return fallback
+
+
+def _read_intervals(
+    p: Path, fmt: str, one_based: bool | None, end_inclusive: bool | None
+) -> Annotations:
     if p.is_dir():
         raise VadkitError(f"{p}: is a directory, but format {fmt} is a text file")
     d_one, d_incl = DEFAULT_CONVENTIONS[fmt]
@@ -316,7 +351,7 @@ def detect_format(p: Path) -> str:
             return "xd"
         raise VadkitError(
             f"{p}:{lineno}: cannot tell the annotation format from {s[:80]!r}; "
-            f"pass --format ({', '.join(FORMATS)})"
+            f"pass -f/--annotations-format ({', '.join(FORMATS)})"
         )
     raise VadkitError(f"{p}: annotation file has no data lines")
 
@@ -402,55 +437,73 @@ def _parse_csv(p: Path, text: str, conv: tuple[bool, bool]) -> list[VideoTruth]:
     numbered = [(i, r) for i, r in enumerate(rows, start=1) if r and any(c.strip() for c in r)]
     if not numbered:
         raise VadkitError(f"{p}: annotation file has no data lines")
-    first_no, first = numbered[0]
-    header = [h.strip().lower() for h in first]
-    if "video" not in header or "start" not in header or "end" not in header:
-        raise VadkitError(
-            f"{p}:{first_no}: CSV annotation needs a header 'video,start,end[,class][,frames]', "
-            f"got {','.join(first)!r}"
-        )
-    col = {h: header.index(h) for h in ("video", "start", "end", "class", "frames") if h in header}
+    header, col = _csv_header(p, *numbered[0])
     by_video: dict[str, VideoTruth] = {}
     for lineno, row in numbered[1:]:
-        src = f"{p}:{lineno}"
-        text_row = ",".join(row)
-        if len(row) != len(header):
-            raise VadkitError(
-                f"{src}: expected {len(header)} fields ({','.join(header)}), got {len(row)}: "
-                f"{text_row!r}"
-            )
-        vid = video_id(row[col["video"]])
-        if not vid:
-            raise VadkitError(f"{src}: empty video name in {text_row!r}")
-        start, end = row[col["start"]].strip(), row[col["end"]].strip()
-        cls = row[col["class"]].strip() if "class" in col else ""
-        frames = row[col["frames"]].strip() if "frames" in col else ""
-        t = by_video.get(vid)
-        if t is None:
-            t = by_video[vid] = VideoTruth(vid, source=src)
-        if cls and cls not in t.classes:
-            t.classes = t.classes + (cls,)
-        if frames:
-            if not _is_int(frames) or int(frames) <= 0:
-                raise VadkitError(f"{src}: frames must be a positive integer, got {frames!r}")
-            if t.frame_count is not None and t.frame_count != int(frames):
-                raise VadkitError(
-                    f"{src}: {vid} has frames {frames} here but {t.frame_count} on an earlier row"
-                )
-            t.frame_count = int(frames)
-        if not start and not end:
-            continue
-        if not (_is_int(start) and _is_int(end)):
-            raise VadkitError(
-                f"{src}: start and end must be frame numbers (both empty for a normal video), "
-                f"got {text_row!r}"
-            )
-        t.intervals.append(_to_half_open(src, int(start), int(end), conv, text_row))
+        _csv_row(f"{p}:{lineno}", row, header, col, conv, by_video)
     if not by_video:
         raise VadkitError(f"{p}: CSV annotation lists no videos")
     for t in by_video.values():
         t.intervals.sort()
     return list(by_video.values())
+
+
+def _csv_header(p: Path, lineno: int, first: list[str]) -> tuple[list[str], dict[str, int]]:
+    header = [h.strip().lower() for h in first]
+    if "video" not in header or "start" not in header or "end" not in header:
+        raise VadkitError(
+            f"{p}:{lineno}: CSV annotation needs a header 'video,start,end[,class][,frames]', "
+            f"got {','.join(first)!r}"
+        )
+    col = {h: header.index(h) for h in ("video", "start", "end", "class", "frames") if h in header}
+    return header, col
+
+
+def _csv_row(
+    src: str,
+    row: list[str],
+    header: list[str],
+    col: dict[str, int],
+    conv: tuple[bool, bool],
+    by_video: dict[str, VideoTruth],
+) -> None:
+    """Add one CSV row (an interval, or an empty start/end for a normal video) to `by_video`."""
+    text_row = ",".join(row)
+    if len(row) != len(header):
+        raise VadkitError(
+            f"{src}: expected {len(header)} fields ({','.join(header)}), got {len(row)}: "
+            f"{text_row!r}"
+        )
+    vid = video_id(row[col["video"]])
+    if not vid:
+        raise VadkitError(f"{src}: empty video name in {text_row!r}")
+    start, end = row[col["start"]].strip(), row[col["end"]].strip()
+    t = by_video.get(vid)
+    if t is None:
+        t = by_video[vid] = VideoTruth(vid, source=src)
+    cls = row[col["class"]].strip() if "class" in col else ""
+    if cls and cls not in t.classes:
+        t.classes = t.classes + (cls,)
+    if "frames" in col and row[col["frames"]].strip():
+        _csv_frames(src, vid, row[col["frames"]].strip(), t)
+    if not start and not end:
+        return
+    if not (_is_int(start) and _is_int(end)):
+        raise VadkitError(
+            f"{src}: start and end must be frame numbers (both empty for a normal video), "
+            f"got {text_row!r}"
+        )
+    t.intervals.append(_to_half_open(src, int(start), int(end), conv, text_row))
+
+
+def _csv_frames(src: str, vid: str, frames: str, t: VideoTruth) -> None:
+    if not _is_int(frames) or int(frames) <= 0:
+        raise VadkitError(f"{src}: frames must be a positive integer, got {frames!r}")
+    if t.frame_count is not None and t.frame_count != int(frames):
+        raise VadkitError(
+            f"{src}: {vid} has frames {frames} here but {t.frame_count} on an earlier row"
+        )
+    t.frame_count = int(frames)
 
 
 def _load_mask(f: Path) -> np.ndarray:
@@ -483,10 +536,48 @@ def _read_masks(p: Path) -> Annotations:
 def _read_legacy(p: Path, list_file: Path, snippets: dict[str, int]) -> Annotations:
     gt = _load_mask(p)
     # score files may be named after the feature files (`VID_i3d`, `VID__0`)
-    snippets = {_CROP_SUFFIX.sub("", _strip_i3d(video_id(k))): t for k, t in snippets.items()}
+    snippets = {_legacy_id(k): t for k, t in snippets.items()}
+    entries = _legacy_entries(list_file)
+    truths = []
+    offset = 0
+    seen: dict[str, str] = {}
+    for vid, count, fpath, src in entries:
+        if vid in seen:
+            raise VadkitError(f"{src}: video {vid} already listed at {seen[vid]}")
+        seen[vid] = src
+        t = count if count is not None else _feature_snippets(fpath, src)
+        if t is None:
+            t = snippets.get(vid)
+        if t is None:
+            raise VadkitError(
+                f"{src}: cannot tell how many snippets {vid} has: its feature file {fpath} is not "
+                f"readable here; add the count after the path ('path t') or evaluate vadkit "
+                f"scores whose metadata records it"
+            )
+        n = SNIPPET_LENGTH * int(t)
+        truths.append(VideoTruth(vid, [], (), n, gt[offset : offset + n], source=src))
+        offset += n
+    if offset != gt.size:
+        raise VadkitError(
+            f"{p}: the gt has {gt.size} entries but the {len(entries)} videos of {list_file} "
+            f"account for {offset} ({SNIPPET_LENGTH} per snippet); wrong list, order or snippet "
+            f"counts?"
+        )
+    return Annotations(
+        p, "legacy", truths, unlisted_normal=False, convention=None, pad_short_scores=True
+    )
+
+
+def _legacy_id(name: str) -> str:
+    return _CROP_SUFFIX.sub("", _strip_i3d(video_id(name)))
+
+
+def _legacy_entries(list_file: Path) -> list[tuple[str, int | None, Path, str]]:
+    """(video, snippet count if the line gives one, feature path, "file:line") per video of the
+    list, consecutive crop files of one video (`VID__0` … `VID__4`) counted once."""
     if not list_file.exists():
         raise VadkitError(f"{list_file}: list file not found")
-    entries: list[tuple[str, int | None, Path, str]] = []  # video, t, path, source
+    entries: list[tuple[str, int | None, Path, str]] = []
     for lineno, line in enumerate(_read_text(list_file).splitlines(), start=1):
         s = line.strip()
         if not s or s.startswith("#"):
@@ -501,39 +592,26 @@ def _read_legacy(p: Path, list_file: Path, snippets: dict[str, int]) -> Annotati
         fpath = Path(s)
         if not fpath.is_absolute():
             fpath = list_file.parent / fpath
-        vid = _CROP_SUFFIX.sub("", _strip_i3d(video_id(s)))
+        vid = _legacy_id(s)
         if entries and entries[-1][0] == vid and _CROP_SUFFIX.search(video_id(s)):
             continue  # another crop file of the same video
         entries.append((vid, count, fpath, src))
     if not entries:
         raise VadkitError(f"{list_file}: list file names no videos")
-    truths = []
-    offset = 0
-    seen: dict[str, str] = {}
-    for vid, count, fpath, src in entries:
-        if vid in seen:
-            raise VadkitError(f"{src}: video {vid} already listed at {seen[vid]}")
-        seen[vid] = src
-        t = count
-        if t is None and fpath.exists():
-            try:
-                t = int(np.load(fpath, mmap_mode="r", allow_pickle=False).shape[0])
-            except (OSError, ValueError):
-                t = None
-        if t is None:
-            t = snippets.get(vid)
-        if t is None:
-            raise VadkitError(
-                f"{src}: cannot tell how many snippets {vid} has: its feature file {fpath} is not "
-                f"readable here; add the count after the path ('path t') or evaluate vadkit "
-                f"scores whose metadata records it"
-            )
-        n = LEGACY_SNIPPET_LENGTH * int(t)
-        truths.append(VideoTruth(vid, [], (), n, gt[offset : offset + n], source=src))
-        offset += n
-    if offset != gt.size:
+    return entries
+
+
+def _feature_snippets(fpath: Path, src: str) -> int | None:
+    """The snippet count t of a `(t, ...)` feature file, None if it is not readable here."""
+    if not fpath.exists():
+        return None
+    try:
+        shape = np.load(fpath, mmap_mode="r", allow_pickle=False).shape
+    except (OSError, ValueError):
+        return None
+    if not shape:
         raise VadkitError(
-            f"{p}: the gt has {gt.size} entries but the {len(entries)} videos of {list_file} "
-            f"account for {offset} (16 per snippet); wrong list, order or snippet counts?"
+            f"{src}: feature file {fpath} holds a single number (a 0-d array), not (t, ...) "
+            f"snippet features; check the list file"
         )
-    return Annotations(p, "legacy", truths, unlisted_normal=False, convention=None)
+    return int(shape[0])
