@@ -186,7 +186,12 @@ _PatchFrameSize = Annotated[
         f"grids (default {_D.patch_frame[1]}x{_D.patch_frame[0]}, MSIP's)."
     ),
 ]
-_PatchFrameOld = Annotated[str | None, typer.Option("--patch-frame", hidden=True)]  # HxW
+_PatchFrameOld = Annotated[
+    str | None,
+    typer.Option(
+        "--patch-frame", hidden=True, help="Old spelling: HEIGHTxWIDTH (use --patch-frame-size)."
+    ),
+]
 _BatchSize = Annotated[
     int, typer.Option(help="Network inputs (crops or patches) per forward pass.")
 ]
