@@ -75,7 +75,12 @@ def test_record_round_trips_through_the_metadata(extracted):
     assert ExtractOptions.from_meta(meta) == back
     # overrides: another device; a weights file turns random weights off
     o = ExtractOptions.from_record(record, device="cpu", weights="w.safetensors", patches=True)
-    assert (o.device, o.weights, o.random_weights, o.patches) == ("cpu", "w.safetensors", False, True)
+    assert (o.device, o.weights, o.random_weights, o.patches) == (
+        "cpu",
+        "w.safetensors",
+        False,
+        True,
+    )
     assert o.patch_frame == ExtractOptions().patch_frame  # none recorded: the default
 
 
@@ -240,6 +245,32 @@ def test_nothing_to_do_is_an_error(tmp_path, monkeypatch):
         find_videos([empty])
 
 
+def test_a_csv_saved_by_a_spreadsheet_is_read(tmp_path):
+    """A UTF-8 byte-order mark before the header must not hide the path column."""
+    csv = tmp_path / "m.csv"
+    csv.write_bytes("\ufeffvideo,label,path\na,0,a.mp4\n".encode())
+    assert find_videos([csv]) == [tmp_path / "a.mp4"]
+    binary = tmp_path / "l.txt"
+    binary.write_bytes(bytes(range(128, 256)))
+    with pytest.raises(VadkitError, match="not a text file"):
+        find_videos([binary])
+
+
+def test_a_failed_synth_write_is_one_error_naming_the_directory(tmp_path, monkeypatch):
+    import vadkit.synth as synth
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(synth, "save_text", full)
+    out = tmp_path / "s"
+    args = ["synth", "-o", str(out), "--videos-train", "2", "--videos-test", "2"]
+    r = CliRunner().invoke(app, [*args, "--size", "32x32", "--frames", "16"])
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    errors = _error_lines(r.stderr)
+    assert len(errors) == 1 and str(out) in errors[0] and "no space left" in errors[0]
+
+
 # --------------------------------------------------------------------------- #12 item 11
 
 
@@ -370,3 +401,18 @@ def test_patch_frame_size_is_width_by_height_and_the_old_spelling_still_works(tm
     help_text = _cli(["--help"]).output
     assert "--patch-frame-size" in help_text and "--patch-frame " not in help_text
     assert "--quiet" in help_text
+
+
+def test_a_torchrun_environment_without_a_rendezvous_still_shards(extracted, monkeypatch):
+    from vadkit.extract import extract_job
+
+    video, out, opts = extracted
+    for key in ("MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("RANK", "0")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    own, shown = extract_job([video], out, opts)
+    assert own is shown and own.shard == "0/2" and own.count("skipped") == 1
+    monkeypatch.delenv("RANK")
+    own, shown = extract_job([video], out, opts)
+    assert own is shown and own.shard is None

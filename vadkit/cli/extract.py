@@ -142,7 +142,9 @@ def _print_summary(summary: Summary, console: Console) -> None:
     )
     for r in summary.failed:
         if r.error != summary.aborted:  # that one ends the output as the `Error:` line
-            console.print(f"failed {r.path}: {r.error}", highlight=False, soft_wrap=True)
+            console.print(
+                f"failed {r.path}: {r.error}", highlight=False, soft_wrap=True, markup=False
+            )
 
 
 _Inputs = Annotated[
