@@ -74,6 +74,57 @@ class _Rows:
         return self.data[: self.count]
 
 
+class _Decoder:
+    """The decode thread's side: frames -> snippets -> clip crops and patches, into a queue."""
+
+    def __init__(self, options: ExtractOptions, layouts: dict[str, tuple[int, int, int, int]]):
+        self.options = options
+        self.layouts = layouts
+
+    def items(self, reader: FrameReader, counted: list[int]) -> Iterator[_Item]:
+        """The video's snippets as network inputs; `counted[0]` counts the frames used."""
+        opts = self.options
+        frames: Iterator[np.ndarray] = iter(reader)
+        if opts.fps:
+            frames = resample(frames, reader.info.fps, opts.fps)
+
+        def counting(it):
+            for f in it:
+                counted[0] += 1
+                yield f
+
+        for snippet in iter_snippets(counting(frames), drop_last=opts.drop_last):
+            crops = clip_crops(
+                snippet, short_side=opts.short_side, crop_size=opts.crop_size, crops=opts.crops
+            )
+            patches = None
+            if self.layouts:
+                patches = frame_patches(snippet, self.layouts, tuple(opts.patch_frame))
+            yield _Item(crops, patches)
+
+    def produce(self, reader: FrameReader, q: queue.Queue, stop: threading.Event) -> None:
+        def put(msg) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(msg, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        try:
+            counted = [0]
+            for item in self.items(reader, counted):
+                if not put(item):
+                    return
+            reader.check()
+            put(_End(counted[0]))
+        except Exception as e:  # any decode failure must reach the consumer, never hang it
+            if not isinstance(e, VadkitError):
+                e = VadkitError(f"{reader.info.path}: decoding failed ({type(e).__name__}: {e})")
+            put(_Failure(e))
+
+
 class Extractor:
     """A loaded backbone and the options it runs with; `extract(path)` does one video."""
 
@@ -180,7 +231,10 @@ class Extractor:
         q: queue.Queue = queue.Queue(maxsize=max(1, self.options.prefetch))
         stop = threading.Event()
         worker = threading.Thread(
-            target=self._produce, args=(reader, q, stop), name="vadkit-decode", daemon=True
+            target=_Decoder(self.options, self.layouts).produce,
+            args=(reader, q, stop),
+            name="vadkit-decode",
+            daemon=True,
         )
         worker.start()
         try:
@@ -211,49 +265,6 @@ class Extractor:
                 pending = []
             if end:
                 return msg.frames_used
-
-    def _items(self, reader: FrameReader, counted: list[int]) -> Iterator[_Item]:
-        """The video's snippets as network inputs; `counted[0]` counts the frames used."""
-        opts = self.options
-        frames: Iterator[np.ndarray] = iter(reader)
-        if opts.fps:
-            frames = resample(frames, reader.info.fps, opts.fps)
-
-        def counting(it):
-            for f in it:
-                counted[0] += 1
-                yield f
-
-        for snippet in iter_snippets(counting(frames), drop_last=opts.drop_last):
-            crops = clip_crops(
-                snippet, short_side=opts.short_side, crop_size=opts.crop_size, crops=opts.crops
-            )
-            patches = None
-            if self.layouts:
-                patches = frame_patches(snippet, self.layouts, tuple(opts.patch_frame))
-            yield _Item(crops, patches)
-
-    def _produce(self, reader: FrameReader, q: queue.Queue, stop: threading.Event) -> None:
-        def put(msg) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(msg, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        try:
-            counted = [0]
-            for item in self._items(reader, counted):
-                if not put(item):
-                    return
-            reader.check()
-            put(_End(counted[0]))
-        except Exception as e:  # any decode failure must reach the consumer, never hang it
-            if not isinstance(e, VadkitError):
-                e = VadkitError(f"{reader.info.path}: decoding failed ({type(e).__name__}: {e})")
-            put(_Failure(e))
 
     def _run_batch(self, items: list[_Item], clips: _Rows, patches: dict[str, _Rows]) -> None:
         k, n = len(items), self.options.crops
