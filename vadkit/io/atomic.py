@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import json
 import os
 import tempfile
@@ -25,6 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): no locks, and cleanup then removes nothing
+    fcntl = None
 
 TMP_PREFIX = ".tmp-"
 
@@ -60,7 +64,11 @@ def _locked_temp(path: Path, suffix: str) -> tuple[int, Path]:
         fd, name = tempfile.mkstemp(
             prefix=TMP_PREFIX + path.name + ".", suffix=suffix, dir=path.parent
         )
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            if fcntl is not None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:  # a filesystem without locks: cleaners cannot lock it either
+            return fd, Path(name)
         try:
             if os.stat(name).st_ino == os.fstat(fd).st_ino:
                 return fd, Path(name)
@@ -98,8 +106,10 @@ def remove_if_abandoned(tmp: str | os.PathLike) -> bool:
     Its writer holds an exclusive `flock` while it writes; a file we can lock has no live
     writer (killed writers release their locks) and is removed. Returns True if removed."""
     tmp = Path(tmp)
+    if fcntl is None:
+        return False  # no way to tell a live writer's file from a dead one's: keep it
     try:
-        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(tmp, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
     except OSError:
         return False
     try:
