@@ -1,7 +1,7 @@
 """Snippets per second of Inception-I3D feature extraction: a plain forward vs vadkit's path.
 
 (a) plain:  the exact (unfused) network, float32, contiguous NCDHW input, one crop at a time;
-(b) vadkit: `vadkit.extract.Extractor.features` (BatchNorm folded into the convolutions,
+(b) vadkit: `vadkit.extractor.Extractor.features` (BatchNorm folded into the convolutions,
             channels-last-3d activations, batched crops, inference mode), on the same clip;
 (c) vadkit with `--dtype bfloat16` (autocast), and its feature error against float32.
 
@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from vadkit.errors import VadkitError
-from vadkit.extract import ExtractOptions, Extractor
+from vadkit.extract import ExtractOptions
+from vadkit.extractor import Extractor
 from vadkit.features import load_backbone
 from vadkit.features.i3d import InceptionI3d, fuse_batch_norm
 
@@ -54,7 +55,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def memory(crops: int, patches: bool) -> dict:
-    import cv2
+    from vadkit.opencv import cv2
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 256, (6, 8, 3)).astype(np.uint8).repeat(8, 0).repeat(8, 1)
@@ -87,7 +88,7 @@ def memory(crops: int, patches: bool) -> dict:
     return out
 
 
-def main() -> None:
+def _parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crops", type=int, default=10)
     ap.add_argument("--size", type=int, default=224)
@@ -97,31 +98,23 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--memory", action="store_true", help="peak RSS: 5-minute vs 30-second video")
     ap.add_argument("--no-patches", action="store_true", help="with --memory: clip crops only")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if args.memory:
-        print(json.dumps(memory(args.crops, not args.no_patches), indent=1))
-        return
+    return ap.parse_args()
 
+
+def _backbone(weights: str | None):
+    """The unfused Inception-I3D and a description of its weights."""
     try:
-        bb = load_backbone("i3d-inception", weights=args.weights, fuse=False)
-        weights = bb.weights_sha256
+        bb = load_backbone("i3d-inception", weights=weights, fuse=False)
+        return bb, bb.weights_sha256
     except VadkitError:
         bb = load_backbone("i3d-inception", random_weights=True, fuse=False)
-        weights = "random (Kinetics-400 weights unavailable)"
+        return bb, "random (Kinetics-400 weights unavailable)"
+
+
+def _variants(bb, args: argparse.Namespace) -> dict:
+    """name -> function (crops, T, h, w, 3) uint8 -> (crops, d) features."""
     plain: InceptionI3d = copy.deepcopy(bb.model)
     spec = bb.spec
-
-    # vadkit batches max(1, batch_size // crops) snippets per forward (Extractor.extract does)
-    per_batch = max(1, args.batch_size // args.crops)
-    groups = -(-args.snippets // per_batch)
-    timed_snippets = groups * per_batch
-    rng = np.random.default_rng(0)
-    clips = [
-        np.concatenate([_clip(rng, args.crops, args.size) for _ in range(per_batch)])
-        for _ in range(groups + 1)
-    ]  # (per_batch · crops, T, h, w, 3) each; the first is the warm-up
 
     # (a) plain float32 NCDHW, one crop at a time
     def plain_snippet(clip: np.ndarray) -> np.ndarray:
@@ -138,11 +131,15 @@ def main() -> None:
         opts = ExtractOptions(crops=args.crops, batch_size=args.batch_size, dtype=dtype)
         return Extractor(opts, fused)
 
-    variants = {
+    return {
         "plain": plain_snippet,
         "vadkit": make("float32").features,
         "vadkit_bf16": make("bfloat16").features,
     }
+
+
+def _time(variants: dict, clips: list[np.ndarray]) -> tuple[dict, dict]:
+    """Seconds and outputs of each variant over `clips[1:]` (`clips[0]` warms up)."""
     seconds = dict.fromkeys(variants, 0.0)
     outs: dict[str, list[np.ndarray]] = {k: [] for k in variants}
     for fn in variants.values():
@@ -153,19 +150,36 @@ def main() -> None:
             t0 = time.perf_counter()
             outs[name].append(fn(clip))
             seconds[name] += time.perf_counter() - t0
+    return seconds, outs
+
+
+def _err(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
+    a, b = np.stack(a), np.stack(b)
+    d = np.abs(a - b)
+    rel = np.linalg.norm(a - b, axis=-1) / np.maximum(np.linalg.norm(b, axis=-1), 1e-12)
+    return {"max_abs": float(d.max()), "mean_abs": float(d.mean()), "max_rel_l2": float(rel.max())}
+
+
+def main() -> None:
+    args = _parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.memory:
+        print(json.dumps(memory(args.crops, not args.no_patches), indent=1))
+        return
+    bb, weights = _backbone(args.weights)
+    # vadkit batches max(1, batch_size // crops) snippets per forward (Extractor.extract does)
+    per_batch = max(1, args.batch_size // args.crops)
+    groups = -(-args.snippets // per_batch)
+    timed_snippets = groups * per_batch
+    rng = np.random.default_rng(0)
+    clips = [
+        np.concatenate([_clip(rng, args.crops, args.size) for _ in range(per_batch)])
+        for _ in range(groups + 1)
+    ]  # (per_batch · crops, T, h, w, 3) each; the first is the warm-up
+    seconds, outs = _time(_variants(bb, args), clips)
     rate = {k: timed_snippets / v for k, v in seconds.items()}
     ref, got, got_bf16 = outs["plain"], outs["vadkit"], outs["vadkit_bf16"]
-
-    def err(a: list[np.ndarray], b: list[np.ndarray]) -> dict[str, float]:
-        a, b = np.stack(a), np.stack(b)
-        d = np.abs(a - b)
-        rel = np.linalg.norm(a - b, axis=-1) / np.maximum(np.linalg.norm(b, axis=-1), 1e-12)
-        return {
-            "max_abs": float(d.max()),
-            "mean_abs": float(d.mean()),
-            "max_rel_l2": float(rel.max()),
-        }
-
     result = {
         "device": "cpu",
         "torch_threads": torch.get_num_threads(),
@@ -178,8 +192,8 @@ def main() -> None:
         "vadkit_snippets_per_s": round(rate["vadkit"], 4),
         "speedup": round(rate["vadkit"] / rate["plain"], 3),
         "vadkit_bf16_snippets_per_s": round(rate["vadkit_bf16"], 4),
-        "vadkit_vs_plain_error": err(got, ref),
-        "bf16_vs_float32_error": err(got_bf16, got),
+        "vadkit_vs_plain_error": _err(got, ref),
+        "bf16_vs_float32_error": _err(got_bf16, got),
         "feature_abs_mean": float(np.abs(np.stack(ref)).mean()),
     }
     print(json.dumps(result, indent=1))

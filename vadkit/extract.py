@@ -1,36 +1,39 @@
-"""`vadkit extract`: videos in, RTFM-compatible I3D feature files out (SPEC §2).
+"""`vadkit extract`: videos in, RTFM-compatible I3D feature files out (docs/DESIGN.md, Features).
 
 Per video: decode (a background thread, bounded queue) -> 16-frame snippets -> clip crops and
 MSIP patches -> backbone, batched by input size -> `VID.npy`, `VID_patch*.npy`, `VID.json`
 written atomically. A video whose outputs are complete is skipped (resume after a crash);
-a bad video is reported and the others still run.
+a bad video is reported and the others still run; a failed write (full disk) stops the run
+with the video it was on named.
+
+This module imports no torch: the network side is `vadkit.extractor.Extractor`, loaded when
+there is a video to extract (`Extractor` is importable from here too).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import datetime
+import json
 import math
 import os
-import queue
-import threading
+import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import cv2
-import numpy as np
-import torch
-
-from vadkit.devices import resolve_device
 from vadkit.errors import VadkitError
-from vadkit.features import BACKBONES, LoadedBackbone, load_backbone
-from vadkit.io.atomic import TMP_PREFIX
+from vadkit.features import BACKBONES
+from vadkit.io.atomic import TMP_PREFIX, remove_if_abandoned
+from vadkit.io.features import (
+    FORMAT as FEATURES_FORMAT,
+)
 from vadkit.io.features import (
     PATCH_FRAME_SIZE,
     PATCH_GRIDS,
-    SNIPPET_LENGTH,
     FeatureMeta,
     clip_path,
     is_complete,
@@ -39,19 +42,29 @@ from vadkit.io.features import (
     read_meta,
     write_features,
 )
-from vadkit.video import (
-    FrameReader,
-    clip_crops,
-    find_videos,
-    frame_patches,
-    iter_snippets,
-    patch_layout,
-    probe,
-    resample,
-    snippet_count,
-)
+from vadkit.video import check_crops, find_videos, patch_layout, probe, snippet_count
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+if TYPE_CHECKING:
+    from vadkit.extractor import Extractor
+    from vadkit.features import LoadedBackbone
+
+COMPUTE_DTYPES = ("float32", "bfloat16")
+# The keys of an extraction record (what a training run stores to extract new videos the same
+# way): `ExtractOptions.record`, `extraction_record(meta)`, `ExtractOptions.from_record`.
+RECORD_KEYS = (
+    "backbone",
+    "crops",
+    "short_side",
+    "crop_size",
+    "patches",
+    "patch_frame_size",
+    "fps",
+    "padding",
+    "compute_dtype",
+    "weights_sha256",
+    "weights_source",
+)
+RANDOM_WEIGHTS_SEED = 0  # `load_backbone`'s default seed, recorded as "random (seed 0)"
 
 
 @dataclass
@@ -78,8 +91,7 @@ class ExtractOptions:
             raise VadkitError(
                 f"unknown backbone {self.backbone!r}; choose one of {', '.join(BACKBONES)}"
             )
-        if self.crops not in (1, 5, 10):
-            raise VadkitError(f"crops must be 10, 5 or 1, got {self.crops}")
+        check_crops(self.crops)
         if not 32 <= self.crop_size <= self.short_side:
             raise VadkitError(
                 f"crop size {self.crop_size} must be at least 32 and at most the short side "
@@ -89,12 +101,102 @@ class ExtractOptions:
             patch_layout(tuple(self.patch_frame))
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise VadkitError(f"fps must be positive, got {self.fps}")
-        if self.dtype not in DTYPES:
-            raise VadkitError(f"dtype must be one of {', '.join(DTYPES)}, got {self.dtype!r}")
+        if self.dtype not in COMPUTE_DTYPES:
+            raise VadkitError(
+                f"dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.dtype!r}"
+            )
         if self.batch_size < 1:
             raise VadkitError(f"batch size must be at least 1, got {self.batch_size}")
+        if self.threads is not None and self.threads < 1:
+            raise VadkitError(f"threads must be at least 1, got {self.threads}")
         if self.weights and self.random_weights:
             raise VadkitError("--weights and --random-weights exclude each other; pick one")
+
+    @property
+    def padding(self) -> str:
+        return "drop-last" if self.drop_last else "loop"
+
+    def record(self, backbone: LoadedBackbone | None = None) -> dict[str, Any]:
+        """The extraction record of these options (`RECORD_KEYS`).
+
+        The weights' identity (sha256, source) is known once they are loaded: pass the loaded
+        backbone, except with `random_weights` (recorded as sha256 None)."""
+        if backbone is not None:
+            sha, source = backbone.weights_sha256, backbone.weights_source
+        elif self.random_weights:
+            sha, source = None, f"random (seed {RANDOM_WEIGHTS_SEED})"
+        else:
+            raise VadkitError(
+                "the record of an extraction names its weights by sha256, known once they are "
+                "loaded: pass the loaded backbone"
+            )
+        return {
+            "backbone": backbone.spec.name if backbone is not None else self.backbone,
+            "crops": self.crops,
+            "short_side": self.short_side,
+            "crop_size": self.crop_size,
+            "patches": self.patches,
+            "patch_frame_size": list(self.patch_frame) if self.patches else None,
+            "fps": self.fps,
+            "padding": self.padding,
+            "compute_dtype": self.dtype,
+            "weights_sha256": sha,
+            "weights_source": source,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], **overrides: Any) -> ExtractOptions:
+        """Options that extract the way `record` says; `overrides` set any other field
+        (`device`, `weights`, `patches`, ...). A record with weights sha256 None means random
+        weights, unless `weights=` names a file."""
+        if not isinstance(record, dict):
+            raise VadkitError(f"an extraction record is a JSON object, got {type(record).__name__}")
+        missing = [k for k in RECORD_KEYS if k not in record and k not in ("patches", "fps")]
+        if missing:
+            raise VadkitError(f"the extraction record lacks {', '.join(missing)}")
+        frame = record.get("patch_frame_size")
+        try:
+            opts = cls(
+                backbone=record["backbone"],
+                random_weights=record["weights_sha256"] is None,
+                crops=int(record["crops"]),
+                short_side=int(record["short_side"]),
+                crop_size=int(record["crop_size"]),
+                patches=bool(record.get("patches", frame is not None)),
+                patch_frame=(int(frame[0]), int(frame[1])) if frame else PATCH_FRAME_SIZE,
+                fps=None if record.get("fps") is None else float(record["fps"]),
+                drop_last=record["padding"] == "drop-last",
+                dtype=record["compute_dtype"],
+            )
+        except (TypeError, ValueError, IndexError) as e:
+            raise VadkitError(f"the extraction record has a malformed value ({e})") from None
+        if overrides.get("weights") is not None:
+            overrides.setdefault("random_weights", False)
+        opts = dataclasses.replace(opts, **overrides)
+        opts.validate()
+        return opts
+
+    @classmethod
+    def from_meta(cls, meta: FeatureMeta, **overrides: Any) -> ExtractOptions:
+        """Options that extract a new video the way `meta`'s features were made."""
+        return cls.from_record(extraction_record(meta), **overrides)
+
+
+def extraction_record(meta: FeatureMeta) -> dict[str, Any]:
+    """The extraction record (`RECORD_KEYS`) of a video's features, from their metadata."""
+    return {
+        "backbone": meta.backbone,
+        "crops": meta.crops,
+        "short_side": meta.short_side,
+        "crop_size": meta.crop_size,
+        "patches": meta.has_patches,
+        "patch_frame_size": meta.patch_frame_size,
+        "fps": None if meta.fps_used == meta.fps_native else meta.fps_used,
+        "padding": meta.padding,
+        "compute_dtype": meta.compute_dtype,
+        "weights_sha256": meta.weights_sha256,
+        "weights_source": meta.weights_source,
+    }
 
 
 @dataclass
@@ -112,6 +214,8 @@ class Summary:
     results: list[VideoResult] = field(default_factory=list)
     shard: str | None = None
     out_dir: str = ""
+    aborted: str | None = None  # why the run stopped early (a failed write), else None
+    not_attempted: int = 0  # videos left when it stopped
 
     def count(self, status: str) -> int:
         return sum(r.status == status for r in self.results)
@@ -126,19 +230,32 @@ class Summary:
         return {
             "out_dir": self.out_dir,
             "shard": self.shard,
-            "videos": len(self.results),
+            "videos": len(self.results) + self.not_attempted,
             "done": self.count("done"),
             "skipped": self.count("skipped"),
             "failed": self.count("failed"),
+            "not_attempted": self.not_attempted,
+            "aborted": self.aborted,
             "snippets": snippets,
             "seconds": round(seconds, 3),
             "snippets_per_second": round(snippets / seconds, 3) if seconds > 0 else None,
             "results": [asdict(r) for r in self.results],
         }
 
+    @classmethod
+    def merge(cls, parts: Sequence[dict[str, Any]], out_dir: str) -> Summary:
+        """One summary of several ranks' `to_json()`."""
+        merged = cls(shard=f"all {len(parts)} ranks", out_dir=out_dir)
+        for part in parts:
+            merged.results += [VideoResult(**r) for r in part["results"]]
+            merged.not_attempted += part.get("not_attempted", 0)
+            merged.aborted = merged.aborted or part.get("aborted")
+        merged.results.sort(key=lambda r: r.path)
+        return merged
+
 
 class Progress:
-    """Callbacks `extract_videos` reports to (the CLI draws them with rich); no-ops here."""
+    """Callbacks `extract_videos` reports to (the CLI draws them); no-ops here."""
 
     def start(self, videos: int, snippets_estimate: int) -> None: ...
 
@@ -197,251 +314,12 @@ def shard_videos(paths: Sequence[Path], index: int, count: int) -> list[Path]:
     return [p for p in ordered if owner[p] == index]
 
 
-# --------------------------------------------------------------------------------------------
-# The extractor
-
-
-@dataclass
-class _Item:
-    crops: np.ndarray  # (n, T, c, c, 3) uint8
-    patches: dict[str, np.ndarray] | None  # grid -> (p, T, ph, pw, 3) uint8
-
-
-class _End:
-    def __init__(self, frames_used: int):
-        self.frames_used = frames_used
-
-
-class _Failure:
-    def __init__(self, error: BaseException):
-        self.error = error
-
-
-class _Rows:
-    """A float32 array grown along its first axis, preallocated from the container's frame
-    count, so that a video's features are held once (no list of rows plus a stacked copy)."""
-
-    def __init__(self, capacity: int, row_shape: tuple[int, ...]):
-        self.data = np.empty((max(capacity, 1), *row_shape), np.float32)
-        self.count = 0
-
-    def extend(self, rows: np.ndarray) -> None:
-        need = self.count + len(rows)
-        if need > len(self.data):
-            grown = np.empty((max(need, len(self.data) * 3 // 2), *self.data.shape[1:]), "f4")
-            grown[: self.count] = self.data[: self.count]
-            self.data = grown
-        self.data[self.count : need] = rows
-        self.count = need
-
-    def array(self) -> np.ndarray:
-        return self.data[: self.count]
-
-
-class Extractor:
-    """A loaded backbone and the options it runs with; `extract(path)` does one video."""
-
-    def __init__(self, options: ExtractOptions, backbone: LoadedBackbone):
-        self.options = options
-        self.backbone = backbone
-        self.device = resolve_device(options.device)
-        self.model = backbone.model.to(self.device)
-        self.layouts = patch_layout(tuple(options.patch_frame)) if options.patches else {}
-        self.scale = backbone.spec.pixel_scale
-        self.offset = backbone.spec.pixel_offset
-        # Deep in the network small maps can reach subnormal floats, which x86 CPUs compute
-        # ~100x slower; flushing them to zero changes features by < 1e-37.
-        torch.set_flush_denormal(True)
-
-    # -- network -------------------------------------------------------------------------------
-    def features(self, clips: np.ndarray) -> np.ndarray:
-        """(b, T, h, w, 3) uint8 -> (b, d) float32, in chunks of `batch_size` inputs."""
-        out = []
-        bs = self.options.batch_size
-        for i in range(0, len(clips), bs):
-            out.append(self._forward(clips[i : i + bs]))
-        return np.concatenate(out) if out else np.zeros((0, self.backbone.feature_dim), "f4")
-
-    def _forward(self, clips: np.ndarray) -> np.ndarray:
-        x = torch.from_numpy(np.ascontiguousarray(clips)).to(self.device)
-        # (b, T, h, w, 3) -> (b, 3, T, h, w): a view that is exactly channels-last-3d
-        x = x.float().mul_(self.scale).add_(self.offset).permute(0, 4, 1, 2, 3)
-        x = x.contiguous(memory_format=torch.channels_last_3d)
-        bf16 = self.options.dtype == "bfloat16"
-        with (
-            torch.inference_mode(),
-            torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=bf16),
-        ):
-            y = self.model(x)
-        return y.float().cpu().numpy()
-
-    # -- one video -------------------------------------------------------------------------------
-    def extract(
-        self, path: str | os.PathLike, *, on_snippets: Callable[[int], None] | None = None
-    ) -> tuple[FeatureMeta, np.ndarray, dict[str, np.ndarray] | None]:
-        opts = self.options
-        reader = FrameReader(path)
-        info = reader.info
-        fps_used = opts.fps or info.fps
-        q: queue.Queue = queue.Queue(maxsize=max(1, opts.prefetch))
-        stop = threading.Event()
-        worker = threading.Thread(
-            target=self._produce, args=(reader, q, stop), name="vadkit-decode", daemon=True
-        )
-        worker.start()
-        hint = reader.info.frame_count_hint
-        if opts.fps:
-            hint = int(hint * opts.fps / info.fps)
-        cap = snippet_count(hint, drop_last=opts.drop_last) + 1
-        d = self.backbone.feature_dim
-        clips = _Rows(cap, (opts.crops, d))
-        patches = {g: _Rows(cap, (r * c, d)) for g, (r, c, _, _) in self.layouts.items()}
-        # a fixed number of snippets per batch keeps the batching, hence the rounding of the
-        # results, identical from run to run (resumed runs write byte-identical files)
-        per_batch = max(1, opts.batch_size // opts.crops)
-        frames_used = None
-        try:
-            pending: list[_Item] = []
-            while frames_used is None:
-                msg = q.get()
-                if isinstance(msg, _Failure):
-                    raise msg.error
-                if isinstance(msg, _End):
-                    frames_used = msg.frames_used
-                else:
-                    pending.append(msg)
-                if pending and (len(pending) == per_batch or frames_used is not None):
-                    self._run_batch(pending, clips, patches)
-                    if on_snippets:
-                        on_snippets(len(pending))
-                    pending = []
-        finally:
-            stop.set()
-            with contextlib.suppress(queue.Empty):
-                while True:
-                    q.get_nowait()
-            worker.join(timeout=10)
-        t = clips.count
-        if t == 0:
-            raise VadkitError(
-                f"{path}: {frames_used} frames give no complete {SNIPPET_LENGTH}-frame snippet "
-                "with --drop-last; drop that flag to loop-pad short videos"
-            )
-        meta = FeatureMeta(
-            video=Path(path).stem,
-            backbone=self.backbone.spec.name,
-            feature_dim=self.backbone.feature_dim,
-            crops=opts.crops,
-            snippets=t,
-            frame_count=reader.count,
-            fps_native=info.fps,
-            fps_used=float(fps_used),
-            frames_used=frames_used,
-            snippet_length=SNIPPET_LENGTH,
-            padding="drop-last" if opts.drop_last else "loop",
-            patch_grids={g: list(v) for g, v in self.layouts.items()} or None,
-            patch_frame_size=list(opts.patch_frame) if opts.patches else None,
-            short_side=opts.short_side,
-            crop_size=opts.crop_size,
-            pixel_scaling=self.backbone.spec.pixel_scaling,
-            weights_sha256=self.backbone.weights_sha256,
-            weights_source=self.backbone.weights_source,
-            compute_dtype=opts.dtype,
-            dtype="float32",
-            source=str(path),
-            source_size=Path(path).stat().st_size,
-            extra={
-                "frame_size": [info.height, info.width],
-                "random_weights": self.backbone.weights_sha256 is None,
-                "resize": "bilinear (OpenCV INTER_LINEAR)",
-                "crop_order": "torchvision TenCrop: tl, tr, bl, br, centre, then the same "
-                "boxes of the horizontally flipped frame",
-                "fps_resampling": "nearest earlier frame" if opts.fps else None,
-            },
-        )
-        clip = clips.array()  # (t, n, d)
-        patch_arrays = {g: v.array() for g, v in patches.items()} or None
-        return meta, clip, patch_arrays
-
-    def _produce(self, reader: FrameReader, q: queue.Queue, stop: threading.Event) -> None:
-        opts = self.options
-
-        def put(msg) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(msg, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        try:
-            counted = [0]
-            frames: Iterator[np.ndarray] = iter(reader)
-            if opts.fps:
-                frames = resample(frames, reader.info.fps, opts.fps)
-
-            def counting(it):
-                for f in it:
-                    counted[0] += 1
-                    yield f
-
-            for snippet in iter_snippets(counting(frames), drop_last=opts.drop_last):
-                item = _Item(
-                    clip_crops(
-                        snippet,
-                        short_side=opts.short_side,
-                        crop_size=opts.crop_size,
-                        crops=opts.crops,
-                    ),
-                    frame_patches(snippet, self.layouts, tuple(opts.patch_frame))
-                    if self.layouts
-                    else None,
-                )
-                if not put(item):
-                    return
-            reader.check()
-            put(_End(counted[0]))
-        except Exception as e:  # any decode failure must reach the consumer, never hang it
-            if not isinstance(e, VadkitError):
-                e = VadkitError(f"{reader.info.path}: decoding failed ({type(e).__name__}: {e})")
-            put(_Failure(e))
-
-    def _run_batch(self, items: list[_Item], clips: _Rows, patches: dict[str, _Rows]) -> None:
-        k, n = len(items), self.options.crops
-        x = np.concatenate([it.crops for it in items])  # (k·n, T, c, c, 3)
-        clips.extend(self.features(x).reshape(k, n, -1))  # (k, n, d)
-        for grid in patches:
-            x = np.concatenate([it.patches[grid] for it in items])  # (k·p, T, ph, pw, 3)
-            patches[grid].extend(self.features(x).reshape(k, -1, self.backbone.feature_dim))
-
-
-# --------------------------------------------------------------------------------------------
-# Many videos
-
-
-def _settings_mismatch(meta: FeatureMeta, opts: ExtractOptions) -> str | None:
-    want = {
-        "backbone": opts.backbone,
-        "crops": opts.crops,
-        "crop_size": opts.crop_size,
-        "short_side": opts.short_side,
-        "padding": "drop-last" if opts.drop_last else "loop",
-    }
-    for key, value in want.items():
-        if getattr(meta, key) != value:
-            return f"{key} {getattr(meta, key)!r} (asked for {value!r})"
-    if opts.fps and not math.isclose(meta.fps_used, opts.fps, rel_tol=1e-6):
-        return f"fps_used {meta.fps_used} (asked for {opts.fps})"
-    if opts.patches and meta.patch_frame_size != list(opts.patch_frame):
-        return f"patch_frame_size {meta.patch_frame_size} (asked for {list(opts.patch_frame)})"
-    return None
-
-
 def plan_videos(
     inputs: Iterable[str | os.PathLike], *, shard: tuple[int, int] | None = None
 ) -> list[Path]:
     videos = sorted(find_videos(inputs), key=str)
+    if not videos:
+        raise VadkitError("no videos given: nothing to extract")
     stems: dict[str, Path] = {}
     for p in videos:
         if p.stem in stems:
@@ -455,85 +333,83 @@ def plan_videos(
     return videos
 
 
-def extract_videos(
-    inputs: Iterable[str | os.PathLike],
-    out_dir: str | os.PathLike,
-    options: ExtractOptions | None = None,
-    *,
-    shard: tuple[int, int] | None = None,
-    progress: Progress | None = None,
-    backbone: LoadedBackbone | None = None,
-) -> Summary:
-    """Extract features of every input video into `out_dir`; never raises for one bad video.
+# --------------------------------------------------------------------------------------------
+# The output directory
 
-    Raises VadkitError only for problems of the whole run (bad options, no weights, no videos).
-    """
-    opts = options or ExtractOptions()
-    opts.validate()
-    progress = progress or Progress()
-    out = Path(out_dir)
-    videos = plan_videos(inputs, shard=shard)
-    summary = Summary(shard=f"{shard[0]}/{shard[1]}" if shard else None, out_dir=str(out))
-    out.mkdir(parents=True, exist_ok=True)
-    _clean_stale_tmp(out, [p.stem for p in videos])
 
-    todo: list[tuple[Path, int]] = []
-    for p in videos:
-        meta = None
-        with contextlib.suppress(VadkitError):
-            meta = read_meta(out, p.stem)
-        if not opts.force and meta is not None and is_complete(out, p.stem, patches=opts.patches):
-            mismatch = _settings_mismatch(meta, opts)
-            if mismatch is None:
-                summary.results.append(VideoResult(p.stem, str(p), "skipped", meta.snippets))
-                continue
-            summary.results.append(
-                VideoResult(
-                    p.stem,
-                    str(p),
-                    "failed",
-                    error=f"{out / p.stem}.json exists with {mismatch}; pass --force to "
-                    "overwrite it or extract into another directory",
-                )
+def _reason(e: OSError) -> str:
+    return (e.strerror or type(e).__name__).lower()
+
+
+def prepare_output_dir(out: Path, inputs: Sequence[str | os.PathLike] = ()) -> None:
+    """Create `out` and check that features may go there, or raise VadkitError naming it.
+
+    Refused: a path that is a file, a directory that is one of the inputs, a directory that
+    holds another kind of vadkit artifact (scores, a training run, a synthetic dataset), and
+    one that cannot be created or written."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir() and out.exists() and out.resolve() == p.resolve():
+            raise VadkitError(
+                f"{out}: the output directory is also an input ({item}); write the features "
+                "into another directory"
             )
-            continue
-        todo.append((p, _estimate_snippets(p, opts)))
-    progress.start(len(videos), sum(n for _, n in todo))
-    for r in summary.results:
-        progress.video_done(r)
-    if not todo:
-        return summary
-
-    if opts.threads:
-        torch.set_num_threads(opts.threads)
-    cv2.setNumThreads(1)  # decoding/resizing runs beside the network; leave the cores to torch
-    if backbone is None:
-        backbone = load_backbone(
-            opts.backbone, weights=opts.weights, random_weights=opts.random_weights
+    if out.exists() and not out.is_dir():
+        raise VadkitError(f"{out}: exists and is not a directory; -o names the features directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise VadkitError(f"{out}: cannot create the output directory ({_reason(e)})") from None
+    foreign = foreign_artifact(out)
+    if foreign is not None:
+        raise VadkitError(
+            f"{out}: holds {foreign}, not vadkit features; writing features there would mix or "
+            "overwrite them; choose another -o"
         )
-    extractor = Extractor(opts, backbone)
-    for p, estimate in todo:
-        progress.video_started(p.stem, estimate)
-        t0 = time.perf_counter()
-        try:
-            meta, clip, patches = extractor.extract(p, on_snippets=progress.snippets_done)
-            # overwriting (--force): drop the old completion marker first, so that a crash
-            # between the array writes never leaves new arrays under an old description
-            meta_path(out, meta.video).unlink(missing_ok=True)
-            write_features(out, meta, clip, patches)
-            result = VideoResult(p.stem, str(p), "done", meta.snippets, time.perf_counter() - t0)
-        except (VadkitError, RuntimeError) as e:  # RuntimeError: torch (e.g. out of memory)
-            result = VideoResult(p.stem, str(p), "failed", 0, time.perf_counter() - t0, str(e))
-        summary.results.append(result)
-        progress.video_done(result)
-    summary.results.sort(key=lambda r: r.path)
-    return summary
+    try:
+        fd, probe_name = tempfile.mkstemp(prefix=TMP_PREFIX + "write-check.", dir=out)
+    except OSError as e:
+        raise VadkitError(f"{out}: cannot write into the output directory ({_reason(e)})") from None
+    os.close(fd)
+    os.unlink(probe_name)
+
+
+def foreign_artifact(out: Path) -> str | None:
+    """What in `out` is a vadkit artifact other than features ("scores (v.json, format
+    vadkit.scores)", "a training run (last.safetensors)"), or None."""
+    try:
+        entries = sorted(os.scandir(out), key=lambda e: e.name)
+    except OSError as e:
+        raise VadkitError(f"{out}: cannot read the output directory ({_reason(e)})") from None
+    for entry in entries:
+        name = entry.name
+        if name.endswith(".safetensors") or name == "log.jsonl":
+            return f"a training run or checkpoint ({name})"
+        if not name.endswith(".json") or name.startswith(TMP_PREFIX):
+            continue
+        fmt = _json_format(Path(entry.path))
+        if fmt and fmt.startswith("vadkit.") and fmt != FEATURES_FORMAT:
+            kind = {"vadkit.scores": "scores", "vadkit.synth": "a synthetic dataset"}
+            return f"{kind.get(fmt, 'another vadkit artifact')} ({name}, format {fmt})"
+    return None
+
+
+def _json_format(p: Path) -> str | None:
+    try:
+        obj = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return None
+    fmt = obj.get("format") if isinstance(obj, dict) else None
+    return fmt if isinstance(fmt, str) else None
 
 
 def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
-    """Remove the `.tmp-*` leftovers of killed writers of these videos' files only: ranks of a
-    sharded run share `out`, and one rank must never delete another rank's in-flight temporary
-    file (its rename would then fail). Temporary names are `.tmp-<final name>.<random>`."""
+    """Remove the `.tmp-*` leftovers of killed writers of these videos' files.
+
+    Only these videos' files (ranks of a sharded run share `out`), and only abandoned ones:
+    a writer holds a lock on its temporary file while it writes (`vadkit.io.atomic`), so the
+    in-flight file of another process on the same directory is never touched. Temporary names
+    are `.tmp-<final name>.<random>`."""
     mine = set()
     for v in videos:
         mine |= {clip_path(out, v).name, meta_path(out, v).name}
@@ -541,11 +417,32 @@ def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
     n = 0
     for p in out.glob(TMP_PREFIX + "*"):
         final = p.name[len(TMP_PREFIX) :].rpartition(".")[0]
-        if final in mine:
-            with contextlib.suppress(OSError):
-                p.unlink()
-                n += 1
+        if final in mine and remove_if_abandoned(p):
+            n += 1
     return n
+
+
+# --------------------------------------------------------------------------------------------
+# Many videos
+
+
+def _settings_mismatch(meta: FeatureMeta, opts: ExtractOptions) -> str | None:
+    have = extraction_record(meta)
+    want = {
+        "backbone": opts.backbone,
+        "crops": opts.crops,
+        "crop_size": opts.crop_size,
+        "short_side": opts.short_side,
+        "padding": opts.padding,
+    }
+    if opts.patches:
+        want["patch_frame_size"] = list(opts.patch_frame)
+    for key, value in want.items():
+        if have[key] != value:
+            return f"{key} {have[key]!r} (asked for {value!r})"
+    if opts.fps and not math.isclose(meta.fps_used, opts.fps, rel_tol=1e-6):
+        return f"fps_used {meta.fps_used} (asked for {opts.fps})"
+    return None
 
 
 def _estimate_snippets(path: Path, opts: ExtractOptions) -> int:
@@ -559,34 +456,186 @@ def _estimate_snippets(path: Path, opts: ExtractOptions) -> int:
     return snippet_count(frames, drop_last=opts.drop_last)
 
 
-def gather_summary(summary: Summary) -> Summary | None:
-    """Under an initialised torch.distributed group: rank 0 gets every rank's results merged,
-    the other ranks get None. Without a group: the summary itself."""
-    import torch.distributed as dist
+def _plan_work(
+    out: Path, videos: Sequence[Path], opts: ExtractOptions, summary: Summary
+) -> list[tuple[Path, int]]:
+    """The videos to extract, with snippet estimates; complete ones go into `summary` as
+    skipped (or failed, when made with other settings)."""
+    todo: list[tuple[Path, int]] = []
+    for p in videos:
+        meta = None
+        with contextlib.suppress(VadkitError):
+            meta = read_meta(out, p.stem)
+        if opts.force or meta is None or not is_complete(out, p.stem, patches=opts.patches):
+            todo.append((p, _estimate_snippets(p, opts)))
+            continue
+        mismatch = _settings_mismatch(meta, opts)
+        if mismatch is None:
+            summary.results.append(VideoResult(p.stem, str(p), "skipped", meta.snippets))
+        else:
+            error = (
+                f"{out / p.stem}.json exists with {mismatch}; pass --force to overwrite it or "
+                "extract into another directory"
+            )
+            summary.results.append(VideoResult(p.stem, str(p), "failed", error=error))
+    return todo
 
-    if not (dist.is_available() and dist.is_initialized()):
-        return summary
-    parts: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, summary.to_json())
-    if dist.get_rank() != 0:
-        return None
-    merged = Summary(shard=f"all {len(parts)} ranks", out_dir=summary.out_dir)
-    for part in parts:
-        merged.results += [VideoResult(**r) for r in part["results"]]
-    merged.results.sort(key=lambda r: r.path)
-    return merged
+
+class _WriteFailed(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+def _write(out: Path, meta: FeatureMeta, clip, patches) -> None:
+    try:
+        # overwriting (--force): drop the old completion marker first, so that a crash
+        # between the array writes never leaves new arrays under an old description
+        meta_path(out, meta.video).unlink(missing_ok=True)
+        write_features(out, meta, clip, patches)
+    except OSError as e:
+        raise _WriteFailed(
+            f"{out}: cannot write the features of {meta.video} ({_reason(e)})"
+        ) from None
+
+
+def _extract_one(extractor: Extractor, p: Path, out: Path, progress: Progress) -> VideoResult:
+    t0 = time.perf_counter()
+    try:
+        meta, clip, patches = extractor.extract(p, on_snippets=progress.snippets_done)
+        _write(out, meta, clip, patches)
+    except (VadkitError, RuntimeError) as e:  # RuntimeError: torch (e.g. out of memory)
+        return VideoResult(p.stem, str(p), "failed", 0, time.perf_counter() - t0, str(e))
+    except OSError as e:  # the video vanished or became unreadable while it was read
+        error = f"{p}: cannot read the video ({_reason(e)})"
+        return VideoResult(p.stem, str(p), "failed", 0, time.perf_counter() - t0, error)
+    return VideoResult(p.stem, str(p), "done", meta.snippets, time.perf_counter() - t0)
+
+
+def _run(
+    todo: Sequence[tuple[Path, int]],
+    out: Path,
+    extractor: Extractor,
+    summary: Summary,
+    progress: Progress,
+) -> None:
+    for i, (p, estimate) in enumerate(todo):
+        progress.video_started(p.stem, estimate)
+        try:
+            result = _extract_one(extractor, p, out, progress)
+        except _WriteFailed as e:  # a full disk fails every video after it: stop here
+            result = VideoResult(p.stem, str(p), "failed", error=e.message)
+            summary.aborted = e.message
+            summary.not_attempted = len(todo) - i - 1
+        summary.results.append(result)
+        progress.video_done(result)
+        if summary.aborted:
+            return
+
+
+def extract_videos(
+    inputs: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    options: ExtractOptions | None = None,
+    *,
+    shard: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+    backbone: LoadedBackbone | None = None,
+) -> Summary:
+    """Extract features of every input video into `out_dir`; never raises for one bad video.
+
+    Raises VadkitError only for problems of the whole run (bad options, no weights, no videos,
+    an output directory that cannot take features). A write that fails mid-run (full disk)
+    stops the run: `summary.aborted` says why and names the video it was on.
+    """
+    opts = options or ExtractOptions()
+    opts.validate()
+    progress = progress or Progress()
+    inputs = list(inputs)
+    out = Path(out_dir)
+    videos = plan_videos(inputs, shard=shard)
+    prepare_output_dir(out, inputs)
+    _clean_stale_tmp(out, [p.stem for p in videos])
+    summary = Summary(shard=f"{shard[0]}/{shard[1]}" if shard else None, out_dir=str(out))
+    todo = _plan_work(out, videos, opts, summary)
+    progress.start(len(videos), sum(n for _, n in todo))
+    for r in summary.results:
+        progress.video_done(r)
+    if todo:
+        from vadkit.extractor import Extractor
+
+        _run(todo, out, Extractor.load(opts, backbone), summary, progress)
+    summary.results.sort(key=lambda r: r.path)
+    return summary
+
+
+def extract_job(
+    inputs: Iterable[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    options: ExtractOptions | None = None,
+    *,
+    shard: tuple[int, int] | None = None,
+    progress: Progress | None = None,
+    timeout: datetime.timedelta = datetime.timedelta(hours=12),
+) -> tuple[Summary, Summary | None]:
+    """`extract_videos`, also as one rank of a `torchrun` job.
+
+    Returns (this process's summary, the summary to show): under torchrun (no explicit
+    `shard`) each rank extracts its shard and the main rank gets every rank's results merged
+    (None on the others); otherwise both are the same summary. The process group is created
+    and destroyed here."""
+    if shard is not None or env_shard() is None:
+        summary = extract_videos(inputs, out_dir, options, shard=shard, progress=progress)
+        return summary, summary
+    from vadkit.distributed import Distributed
+
+    try:
+        group = Distributed.from_env(timeout=timeout)
+    except (RuntimeError, ValueError):  # no rendezvous (MASTER_ADDR): shard without a group
+        summary = extract_videos(inputs, out_dir, options, shard=env_shard(), progress=progress)
+        return summary, summary
+    try:
+        try:
+            summary = extract_videos(
+                inputs, out_dir, options, shard=(group.rank, group.world), progress=progress
+            )
+        except VadkitError as e:
+            group.gather({"error": str(e)})  # the other ranks must not wait for us forever
+            raise
+        parts = group.gather(summary.to_json())
+    finally:
+        group.close()
+    if parts is None:
+        return summary, None
+    errors = [p["error"] for p in parts if "error" in p]
+    if errors:
+        raise VadkitError(f"{len(errors)} rank(s) failed; first: {errors[0]}")
+    return summary, Summary.merge(parts, summary.out_dir)
+
+
+def __getattr__(name: str):
+    if name == "Extractor":  # the torch side, imported on first use
+        from vadkit.extractor import Extractor
+
+        return Extractor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
+    "COMPUTE_DTYPES",
+    "RECORD_KEYS",
     "ExtractOptions",
     "Extractor",
     "Progress",
     "Summary",
     "VideoResult",
     "env_shard",
+    "extract_job",
     "extract_videos",
-    "gather_summary",
+    "extraction_record",
+    "foreign_artifact",
     "parse_shard",
     "plan_videos",
+    "prepare_output_dir",
     "shard_videos",
 ]

@@ -36,18 +36,17 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from vadkit import __version__
 from vadkit.errors import VadkitError
-from vadkit.io.atomic import TMP_PREFIX, save_json, save_text
+from vadkit.io.atomic import atomic_path, save_json, save_text
+from vadkit.opencv import cv2
 
 EVENT_CLASSES: dict[str, str] = {
     # CLI name -> class name written to the annotations (UCF-Crime style capitalised names)
@@ -114,7 +113,9 @@ class SynthConfig:
                 )
         lo, hi = self.event_length
         if not 0 < lo <= hi <= 1:
-            raise VadkitError(f"event length {self.event_length}: expected 0 < min <= max <= 1")
+            raise VadkitError(
+                f"--event-length {lo:g},{hi:g}: expected MIN,MAX with 0 < MIN <= MAX <= 1"
+            )
 
     def settings(self) -> dict[str, Any]:
         d = asdict(self)
@@ -236,6 +237,17 @@ def _smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.nd
 def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
     rng = np.random.default_rng([seed, 1000, scene])
     u = h / _DESIGN_HEIGHT
+    img, texture = _paving(rng, w, h, u)
+    ground_top = float(rng.uniform(0.25, 0.34) * h)
+    road = _draw_road(img, texture, rng, w, h, u)
+    _draw_buildings(img, texture, rng, w, h, u, ground_top)
+    img = np.clip(img, 0, 255).astype(np.uint8)
+    _draw_street_furniture(img, rng, w, h, u, ground_top, road)
+    return _Scene(background=img, ground_top=ground_top, road=road)
+
+
+def _paving(rng, w: int, h: int, u: float) -> tuple[np.ndarray, np.ndarray]:
+    """Float (h, w, 3) paving with joints, and the (h, w) texture the other surfaces reuse."""
     ground = np.array(rng.uniform(95, 150, 3), dtype=np.float32)
     ground = ground * 0.7 + ground.mean() * 0.3  # greyish paving, a different tint per camera
     texture = (
@@ -249,8 +261,11 @@ def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
     ys, xs = np.mgrid[0:h, 0:w]
     joints = ((ys % tile) == 0) | (((xs + (ys // tile) * (tile // 2)) % (2 * tile)) == 0)
     img[joints] *= 0.86
+    return img, texture
 
-    ground_top = float(rng.uniform(0.25, 0.34) * h)
+
+def _draw_road(img, texture, rng, w: int, h: int, u: float) -> tuple[float, float]:
+    """A horizontal road with kerbs and a dashed centre line; returns its y range."""
     road_mid = float(rng.uniform(0.55, 0.7) * h)
     road_half = 0.1 * h
     road = (road_mid - road_half, road_mid + road_half)
@@ -263,8 +278,11 @@ def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
     mid = int(round(road_mid))
     for x0 in range(int(rng.integers(0, 2 * dash)), w, 2 * dash):
         img[mid : mid + max(1, round(u)), x0 : x0 + dash] = (210, 200, 120)
+    return road
 
-    # buildings along the top edge, with rows of windows
+
+def _draw_buildings(img, texture, rng, w: int, h: int, u: float, ground_top: float) -> None:
+    """Buildings along the top edge, with rows of windows."""
     x = -int(rng.integers(0, 20))
     while x < w:
         bw = int(rng.uniform(28, 60) * u)
@@ -279,9 +297,11 @@ def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
                 if 0 <= wx < w:
                     img[wy : wy + win + win // 2, wx : min(w, wx + win)] = wc
         x += bw + int(rng.integers(0, 8))
-    img = np.clip(img, 0, 255).astype(np.uint8)
 
-    # static structures on the ground: trees, benches, lamp posts (never on the road)
+
+def _draw_street_furniture(img, rng, w, h, u, ground_top: float, road) -> None:
+    """Static structures on the ground: trees, benches, lamp posts (never on the road)."""
+
     def ground_y() -> float:
         while True:
             y = float(rng.uniform(ground_top + 6 * u, h - 4 * u))
@@ -306,7 +326,6 @@ def _make_scene(seed: int, scene: int, w: int, h: int) -> _Scene:
         s = _depth_scale(ly, ground_top, h, u)
         _line(img, None, (lx, ly), (lx, ly - 24 * s), (50, 50, 55), 1.2 * s)
         _disc(img, None, (lx, ly - 24 * s), 1.8 * s, (235, 230, 190))
-    return _Scene(background=img, ground_top=ground_top, road=road)
 
 
 # --------------------------------------------------------------------------- drawing
@@ -513,46 +532,58 @@ class _Event:
 
     def drawables(self, t: int) -> list[tuple[float, Callable[[Any, Any], None]]]:
         """(depth y, draw function) pairs for frame t; the caller sorts them by depth."""
-        rng, s = self.rng, self.s
         if self.kind == "fighting":
-            out = []
-            for i, side in enumerate((-1, 1)):
-                pose = _Pose(self.x + side * 4.0 * s, self.y, s, legs=0.8, arm_l=0.15)
-                if self.active(t):
-                    # shoves and stumbles, bounded so that the pair stays a local event
-                    pose.x += float(np.clip(rng.normal(0, 3.0), -3.0, 3.0)) * s
-                    pose.y += float(np.clip(rng.normal(0, 1.2), -2.0, 2.0)) * s
-                    pose.tilt = float(np.clip(rng.normal(0, 0.35), -0.6, 0.6))
-                    pose.legs = float(rng.normal(0, 2.5))
-                    pose.arm_l = -side * float(rng.uniform(0.8, 2.8))
-                    pose.arm_r = -side * float(rng.uniform(0.3, 2.8))
-                else:
-                    pose.arm_l = -side * (0.2 + 0.15 * math.sin(0.05 * t + i))
-                out.append((pose.y, _person_drawer(pose, self.looks[i], self.active(t))))
-            return out
+            return self._fighting(t)
         if self.kind == "falling":
-            walk = self.walk * s
-            if t < self.start:
-                x, tilt, legs = self.x - self.direction * walk * (self.start - t), 0.0, None
-            elif t > self.end:
-                x, tilt, legs = self.x + self.direction * walk * (t - self.end), 0.0, None
-            else:
-                # thrashing on the ground: the body rolls and jerks, the limbs flail
-                x = self.x + float(np.clip(rng.normal(0, 1.5), -2.5, 2.5)) * s
-                k = min(t - self.start, self.end - t)  # frames since the fall / before getting up
-                down = min(1.0, k / 4.0)
-                tilt = self.direction * (math.pi / 2) * down + float(rng.normal(0, 0.3)) * down
-                legs = float(np.clip(rng.normal(0, 4.0), -6.0, 6.0)) * down
-            if legs is None:
-                phase = 2 * math.pi * self.walk * t / 7.0
-                legs = 2.4 * math.sin(phase)
-                arms = (0.35 * math.sin(phase), -0.35 * math.sin(phase))
-            else:
-                arms = (float(rng.uniform(-2.5, 2.5)), float(rng.uniform(-2.5, 2.5)))
-            pose = _Pose(x, self.y, s, tilt=tilt, legs=legs, arm_l=arms[0], arm_r=arms[1])
-            return [(self.y, _person_drawer(pose, self.looks[0], self.active(t)))]
+            return self._falling(t)
         if not self.active(t):
             return []
+        return self._crossing(t)
+
+    def _fighting(self, t: int) -> list[tuple[float, Callable[[Any, Any], None]]]:
+        rng, s = self.rng, self.s
+        out = []
+        for i, side in enumerate((-1, 1)):
+            pose = _Pose(self.x + side * 4.0 * s, self.y, s, legs=0.8, arm_l=0.15)
+            if self.active(t):
+                # shoves and stumbles, bounded so that the pair stays a local event
+                pose.x += float(np.clip(rng.normal(0, 3.0), -3.0, 3.0)) * s
+                pose.y += float(np.clip(rng.normal(0, 1.2), -2.0, 2.0)) * s
+                pose.tilt = float(np.clip(rng.normal(0, 0.35), -0.6, 0.6))
+                pose.legs = float(rng.normal(0, 2.5))
+                pose.arm_l = -side * float(rng.uniform(0.8, 2.8))
+                pose.arm_r = -side * float(rng.uniform(0.3, 2.8))
+            else:
+                pose.arm_l = -side * (0.2 + 0.15 * math.sin(0.05 * t + i))
+            out.append((pose.y, _person_drawer(pose, self.looks[i], self.active(t))))
+        return out
+
+    def _falling(self, t: int) -> list[tuple[float, Callable[[Any, Any], None]]]:
+        rng, s = self.rng, self.s
+        walk = self.walk * s
+        if t < self.start:
+            x, tilt, legs = self.x - self.direction * walk * (self.start - t), 0.0, None
+        elif t > self.end:
+            x, tilt, legs = self.x + self.direction * walk * (t - self.end), 0.0, None
+        else:
+            # thrashing on the ground: the body rolls and jerks, the limbs flail
+            x = self.x + float(np.clip(rng.normal(0, 1.5), -2.5, 2.5)) * s
+            k = min(t - self.start, self.end - t)  # frames since the fall / before getting up
+            down = min(1.0, k / 4.0)
+            tilt = self.direction * (math.pi / 2) * down + float(rng.normal(0, 0.3)) * down
+            legs = float(np.clip(rng.normal(0, 4.0), -6.0, 6.0)) * down
+        if legs is None:
+            phase = 2 * math.pi * self.walk * t / 7.0
+            legs = 2.4 * math.sin(phase)
+            arms = (0.35 * math.sin(phase), -0.35 * math.sin(phase))
+        else:
+            arms = (float(rng.uniform(-2.5, 2.5)), float(rng.uniform(-2.5, 2.5)))
+        pose = _Pose(x, self.y, s, tilt=tilt, legs=legs, arm_l=arms[0], arm_r=arms[1])
+        return [(self.y, _person_drawer(pose, self.looks[0], self.active(t)))]
+
+    def _crossing(self, t: int) -> list[tuple[float, Callable[[Any, Any], None]]]:
+        """Running or vehicle: a fast crossing of the view while the event is on."""
+        s = self.s
         # turn round just out of view, so the event is on screen for (almost) all its interval
         margin = (6.0 if self.kind == "running" else 13.0) * s
         travelled = self.speed * s * (t - self.start) + 2 * s
@@ -641,13 +672,9 @@ def _write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple
     """Encode RGB frames to `path` atomically; decode it back to check it; return frame count.
 
     cv2.VideoWriter picks the container from the file extension, so the temporary file ends in
-    `.mp4` (unlike `vadkit.io.atomic.atomic_path`'s temporary names).
+    `.mp4`; the file gets the umask's mode like every other artifact.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=TMP_PREFIX + path.stem + ".", suffix=".mp4", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
+    with atomic_path(path, suffix=".mp4") as tmp:
         writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
         if not writer.isOpened():
             raise VadkitError(
@@ -665,15 +692,9 @@ def _write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple
         if decoded != written:
             raise VadkitError(
                 f"{path}: wrote {written} frames but OpenCV decodes {decoded} back; the local "
-                "OpenCV/FFmpeg build cannot round-trip mp4v"
+                "OpenCV/FFmpeg build cannot round-trip mp4v (or the disk is full)"
             )
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        return written
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    return written
 
 
 def count_frames(path: str | os.PathLike) -> int:
@@ -742,15 +763,41 @@ def synthesize(
 ) -> dict[str, Any]:
     """Write the dataset described in the module docstring; return a summary dict.
 
-    `on_video(plan)` is called after each video is written (for progress display).
+    `on_video(plan)` is called after each video is written (for progress display). A failed
+    write (full disk, read-only directory) is a VadkitError naming the output directory.
     """
-    from vadkit.io.manifest import Entry, write_manifest
-
     config.validate()
     out = Path(out_dir)
     previous = _check_out_dir(out)
     plans = plan_dataset(config)
-    videos = out / "videos"
+    try:
+        _write_videos(out / "videos", plans, config, previous, on_video)
+        _write_ground_truth(out, plans, config)
+    except OSError as e:
+        reason = (e.strerror or type(e).__name__).lower()
+        raise VadkitError(f"{out}: cannot write the synthetic dataset ({reason})") from None
+    return {
+        "out": str(out),
+        "videos": len(plans),
+        "train": str(out / "train.csv"),
+        "test": str(out / "test.csv"),
+        "annotations": str(out / "annotations.csv"),
+        "ucf_annotations": str(out / "Temporal_Anomaly_Annotation.txt"),
+        "metadata": str(out / "synth.json"),
+        "train_videos": sum(p.split == "train" for p in plans),
+        "test_videos": sum(p.split == "test" for p in plans),
+        "anomalous_videos": sum(p.label for p in plans),
+        "settings": config.settings(),
+    }
+
+
+def _write_videos(
+    videos: Path,
+    plans: Sequence[VideoPlan],
+    config: SynthConfig,
+    previous: Sequence[str],
+    on_video: Callable[[VideoPlan], None] | None,
+) -> None:
     for plan in plans:
         n = _write_mp4(
             videos / f"{plan.video}.mp4",
@@ -768,6 +815,13 @@ def synthesize(
             with contextlib.suppress(OSError):
                 (videos / f"{stale}.mp4").unlink()
 
+
+def _write_ground_truth(out: Path, plans: Sequence[VideoPlan], config: SynthConfig) -> None:
+    """The manifests, both annotation files and synth.json (written last: it marks the
+    directory as a complete synth output)."""
+    from vadkit.io.manifest import Entry, write_manifest
+
+    videos = out / "videos"
     for split in ("train", "test"):
         entries = [
             Entry(p.video, p.label, videos / f"{p.video}.mp4") for p in plans if p.split == split
@@ -786,16 +840,3 @@ def synthesize(
         "videos": [dict(p.describe(), frames=config.frames) for p in plans],
     }
     save_json(out / "synth.json", meta)
-    return {
-        "out": str(out),
-        "videos": len(plans),
-        "train": str(out / "train.csv"),
-        "test": str(out / "test.csv"),
-        "annotations": str(out / "annotations.csv"),
-        "ucf_annotations": str(out / "Temporal_Anomaly_Annotation.txt"),
-        "metadata": str(out / "synth.json"),
-        "train_videos": sum(p.split == "train" for p in plans),
-        "test_videos": sum(p.split == "test" for p in plans),
-        "anomalous_videos": sum(p.label for p in plans),
-        "settings": config.settings(),
-    }

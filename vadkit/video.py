@@ -1,4 +1,4 @@
-"""Video decoding, snippets, clip crops and MSIP patches (SPEC §2.1-2.2).
+"""Video decoding, snippets, clip crops and MSIP patches (see docs/DESIGN.md, Features).
 
 Frames are decoded with OpenCV one at a time and flow through generators, so memory is bounded
 by one snippet whatever the video's length. Frames are RGB uint8 `(h, w, 3)`; a snippet is
@@ -13,15 +13,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from vadkit.errors import VadkitError
+from vadkit.io.atomic import TMP_PREFIX
 from vadkit.io.features import PATCH_FRAME_SIZE, PATCH_GRIDS, SNIPPET_LENGTH
+from vadkit.opencv import cv2
 
 VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
+CROP_CHOICES = (10, 5, 1)  # TenCrop, FiveCrop, centre crop
 MIN_PATCH_SIZE = 32  # below this the Mixed_5c map of I3D would be padding only
 # A decode that stops this far short of the container's frame count is a truncated file;
 # containers often over- or under-state the count by a frame or two.
@@ -37,10 +39,21 @@ class VideoInfo:
     height: int
 
 
-def probe(path: str | os.PathLike) -> VideoInfo:
-    p = Path(path)
+def _check_readable(p: Path) -> None:
+    """A video we may not read is not a corrupt one: say which it is before OpenCV guesses."""
     if not p.is_file():
         raise VadkitError(f"{p}: video not found")
+    try:
+        with open(p, "rb") as f:
+            f.read(1)
+    except OSError as e:
+        reason = (e.strerror or type(e).__name__).lower()
+        raise VadkitError(f"{p}: cannot read the video ({reason})") from None
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    p = Path(path)
+    _check_readable(p)
     cap = cv2.VideoCapture(str(p))
     try:
         if not cap.isOpened():
@@ -146,17 +159,24 @@ def crop_boxes(h: int, w: int, size: int, crops: int) -> list[tuple[int, int, bo
     the same five boxes cut from the horizontally flipped frame (flipped top-left = the mirror of
     the original top-right). `crops=1` is the centre crop.
     """
+    check_crops(crops)
     if size > h or size > w:
         raise VadkitError(f"crop size {size} is larger than the resized frame {h}×{w}")
     ct, cl = int(round((h - size) / 2.0)), int(round((w - size) / 2.0))
-    five = [(0, 0), (0, w - size), (h - size, 0), (h - size, w - size), (ct, cl)]
+    five = [(0, 0, False), (0, w - size, False), (h - size, 0, False)]
+    five += [(h - size, w - size, False), (ct, cl, False)]
     if crops == 1:
         return [(ct, cl, False)]
-    if crops == 5:
-        return [(t, left, False) for t, left in five]
-    if crops == 10:
-        return [(t, left, False) for t, left in five] + [(t, left, True) for t, left in five]
-    raise VadkitError(f"--crops must be 10, 5 or 1, got {crops}")
+    return five if crops == 5 else five + [(t, left, True) for t, left, _ in five]
+
+
+def check_crops(crops: int) -> None:
+    """The one check of a crop count: 10 (TenCrop), 5 (FiveCrop) or 1 (centre crop)."""
+    if crops not in CROP_CHOICES:
+        *rest, last = (str(c) for c in CROP_CHOICES)
+        raise VadkitError(
+            f"crops must be {', '.join(rest)} or {last} (TenCrop, FiveCrop, centre), got {crops}"
+        )
 
 
 def clip_crops(snippet: np.ndarray, *, short_side: int, crop_size: int, crops: int) -> np.ndarray:
@@ -193,8 +213,9 @@ def patch_layout(
         ph, pw = fh // rows, fw // cols
         if min(ph, pw) < MIN_PATCH_SIZE:
             raise VadkitError(
-                f"patch frame {fh}x{fw} gives {ph}x{pw} patches on the {rows}x{cols} grid; "
-                f"patches must be at least {MIN_PATCH_SIZE} px (use a larger --patch-frame)"
+                f"patch frame {fw}x{fh} (WxH) gives {pw}x{ph} patches on the {rows}x{cols} "
+                f"grid; patches must be at least {MIN_PATCH_SIZE} px (use a larger "
+                "--patch-frame-size)"
             )
         out[name] = (rows, cols, ph, pw)
     return out
@@ -225,30 +246,17 @@ def frame_patches(
 # Inputs
 
 
+LIST_SUFFIXES = (".txt", ".list")
+
+
 def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
-    """Expand files, directories (recursive, by extension), .txt lists and CSV manifests."""
+    """Expand files, directories (recursive, by extension), .txt lists and CSV manifests.
+
+    An input that yields no video (an empty directory or list) is an error, as is a directory
+    that cannot be read: a run with nothing to do is a mistake, not a success."""
     out: list[Path] = []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            out += sorted(
-                q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in VIDEO_EXTENSIONS
-            )
-        elif p.suffix.lower() in (".txt", ".list") and p.is_file():
-            for line in p.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    q = Path(line)
-                    out.append(q if q.is_absolute() else p.parent / q)
-        elif p.suffix.lower() == ".csv" and p.is_file():
-            out += _csv_paths(p)
-        elif p.exists() or p.suffix.lower() in VIDEO_EXTENSIONS:
-            out.append(p)  # a missing video is reported when it is read
-        else:
-            raise VadkitError(
-                f"{p}: not found; expected a video file, a directory, a .txt list or a CSV "
-                "manifest with a path column"
-            )
+        out += _expand(Path(item))
     seen: set[Path] = set()
     unique = []
     for q in out:
@@ -259,15 +267,83 @@ def find_videos(inputs: Iterable[str | os.PathLike]) -> list[Path]:
     return unique
 
 
+def _expand(p: Path) -> list[Path]:
+    suffix = p.suffix.lower()
+    if p.is_dir():
+        found = _videos_in(p)
+        if not found:
+            raise VadkitError(
+                f"{p}: the directory holds no videos (looked for "
+                f"{', '.join(sorted(VIDEO_EXTENSIONS))})"
+            )
+        return found
+    if suffix in LIST_SUFFIXES and p.is_file():
+        found = _list_paths(p)
+    elif suffix == ".csv" and p.is_file():
+        found = _csv_paths(p)
+    elif p.exists() or suffix in VIDEO_EXTENSIONS:
+        return [p]  # a missing video is reported when it is read
+    else:
+        raise VadkitError(
+            f"{p}: not found; expected a video file, a directory, a .txt list or a CSV "
+            "manifest with a path column"
+        )
+    if not found:
+        raise VadkitError(f"{p}: the list names no videos")
+    return found
+
+
+def _videos_in(d: Path) -> list[Path]:
+    def fail(e: OSError) -> None:
+        reason = (e.strerror or type(e).__name__).lower()
+        raise VadkitError(f"{e.filename or d}: cannot read the directory ({reason})")
+
+    found = []
+    for root, dirs, files in os.walk(d, onerror=fail):
+        dirs.sort()
+        for name in files:
+            q = Path(root) / name
+            # `.tmp-*`: a file another vadkit process is still writing (synth's videos)
+            if q.suffix.lower() in VIDEO_EXTENSIONS and not name.startswith(TMP_PREFIX):
+                found.append(q)
+    return sorted(found)
+
+
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise VadkitError(f"{p}: not a text file (a list of video paths must be UTF-8)") from None
+    except OSError as e:
+        raise VadkitError(f"{p}: cannot read the list ({(e.strerror or str(e)).lower()})") from None
+
+
+def _list_paths(p: Path) -> list[Path]:
+    out = []
+    for line in _read_text(p).splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            q = Path(line)
+            out.append(q if q.is_absolute() else p.parent / q)
+    return out
+
+
 def _csv_paths(p: Path) -> list[Path]:
     import csv
+    import io
 
-    with open(p, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or "path" not in reader.fieldnames:
-            raise VadkitError(
-                f"{p}: CSV manifest has no 'path' column (columns: {reader.fieldnames}); "
-                "add one with each video's path relative to the CSV"
-            )
-        rows = [row["path"].strip() for row in reader if (row.get("path") or "").strip()]
+    reader = csv.DictReader(io.StringIO(_read_text(p), newline=""))
+    if reader.fieldnames is None or "path" not in reader.fieldnames:
+        raise VadkitError(
+            f"{p}: CSV manifest has no 'path' column (columns: {reader.fieldnames}); "
+            "add one with each video's path relative to the CSV"
+        )
+    rows = []
+    for row in reader:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue  # a blank line
+        path = (row.get("path") or "").strip()
+        if not path:
+            raise VadkitError(f"{p}, line {reader.line_num}: the row has an empty path")
+        rows.append(path)
     return [Path(r) if Path(r).is_absolute() else p.parent / r for r in rows]

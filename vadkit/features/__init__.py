@@ -8,14 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from vadkit.errors import VadkitError
-from vadkit.features import weights as W
-from vadkit.features.i3d import InceptionI3d, fuse_batch_norm
-from vadkit.features.resnet3d import I3DResNet50
+
+if TYPE_CHECKING:  # torch is imported when a backbone is built, not with this module
+    from torch import nn
+
+
+def _inception() -> nn.Module:
+    from vadkit.features.i3d import InceptionI3d
+
+    return InceptionI3d()
+
+
+def _resnet50() -> nn.Module:
+    from vadkit.features.resnet3d import I3DResNet50
+
+    return I3DResNet50()
 
 
 @dataclass(frozen=True)
@@ -30,11 +40,11 @@ class BackboneSpec:
 
 BACKBONES: dict[str, BackboneSpec] = {
     "i3d-inception": BackboneSpec(
-        "i3d-inception", InceptionI3d, 1 / 127.5, -1.0, "x/127.5-1", fetchable=True
+        "i3d-inception", _inception, 1 / 127.5, -1.0, "x/127.5-1", fetchable=True
     ),
     # RTFM's I3D-ResNet50 features: mean 114.75, std 57.375 on all channels (RTFM / Tushar-N)
     "i3d-r50": BackboneSpec(
-        "i3d-r50", I3DResNet50, 1 / 57.375, -114.75 / 57.375, "(x-114.75)/57.375", fetchable=False
+        "i3d-r50", _resnet50, 1 / 57.375, -114.75 / 57.375, "(x-114.75)/57.375", fetchable=False
     ),
 }
 
@@ -52,6 +62,28 @@ def list_backbones() -> list[str]:
     return sorted(BACKBONES)
 
 
+def backbone_spec(name: str) -> BackboneSpec:
+    if name not in BACKBONES:
+        raise VadkitError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
+    return BACKBONES[name]
+
+
+def _load_weights(spec: BackboneSpec, model: nn.Module, weights: str | None) -> tuple[str, str]:
+    """Load `weights` (None: fetch the default ones) into `model`; return (sha256, source)."""
+    from vadkit.features import weights as W
+
+    if weights is None:
+        if not spec.fetchable:
+            raise VadkitError(
+                f"backbone {spec.name} has no public weights; pass --weights PATH (a state dict "
+                "with i3d_r50_kinetics.pth key names) or --random-weights for a test run"
+            )
+        weights = str(W.fetch_i3d_weights())
+    loaded = W.load_weights(weights)
+    W.load_into(model, loaded.state_dict, name=str(weights))
+    return loaded.sha256, loaded.source
+
+
 def load_backbone(
     name: str,
     *,
@@ -65,25 +97,18 @@ def load_backbone(
     `weights=None` fetches the default weights when the backbone has public ones (Inception-I3D);
     `random_weights=True` keeps a seeded random init (for tests; recorded as such).
     """
-    if name not in BACKBONES:
-        raise VadkitError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONES)}")
-    spec = BACKBONES[name]
+    import torch
+
+    from vadkit.features.i3d import InceptionI3d, fuse_batch_norm
+
+    spec = backbone_spec(name)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = spec.build()
     if random_weights:
         sha, source = None, f"random (seed {seed})"
     else:
-        if weights is None:
-            if not spec.fetchable:
-                raise VadkitError(
-                    f"backbone {name} has no public weights; pass --weights PATH (a state dict "
-                    "with i3d_r50_kinetics.pth key names) or --random-weights for a test run"
-                )
-            weights = str(W.fetch_i3d_weights())
-        loaded = W.load_weights(weights)
-        W.load_into(model, loaded.state_dict, name=str(weights))
-        sha, source = loaded.sha256, loaded.source
+        sha, source = _load_weights(spec, model, weights)
     model.eval()
     if fuse and isinstance(model, InceptionI3d):
         fuse_batch_norm(model)
@@ -92,4 +117,11 @@ def load_backbone(
     return LoadedBackbone(spec, model, model.feature_dim, sha, source)
 
 
-__all__ = ["BACKBONES", "BackboneSpec", "LoadedBackbone", "list_backbones", "load_backbone"]
+__all__ = [
+    "BACKBONES",
+    "BackboneSpec",
+    "LoadedBackbone",
+    "backbone_spec",
+    "list_backbones",
+    "load_backbone",
+]
