@@ -31,7 +31,7 @@ from vadkit.errors import VadkitError
 
 # subcommand -> (module under vadkit.cli that registers it, one-line help for `vadkit --help`)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "synth": ("synth", "Write a seeded synthetic surveillance dataset: videos, manifests, GT."),
+    "synth": ("synth", "Write a seeded synthetic dataset: videos, manifests, ground truth."),
     "weights": ("extract", "Backbone weights: download and convert DeepMind's Kinetics-400 I3D."),
     "extract": ("extract", "Extract I3D features of 16-frame snippets (clip crops, patches)."),
     "train": ("train_score", "Train RTFM / MSIP / MGFN on extracted features."),
