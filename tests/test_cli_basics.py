@@ -128,7 +128,9 @@ def test_registry_matches_the_registered_commands():
         callback = cmd.callback if cmd.callback is not None else None
         if callback is not None:  # a plain command: its function lives in that module
             assert callback.__module__ == f"vadkit.cli.{module}", name
-        assert short.endswith(".") and 10 < len(short) <= 67  # one line in an 80-column --help, (name, short)
+        assert (
+            short.endswith(".") and 10 < len(short) <= 67
+        )  # one line in an 80-column --help, (name, short)
 
 
 def test_subcommand_help_loads_only_its_module():
