@@ -78,3 +78,28 @@ def test_citation_cites_vadkit_and_the_three_papers():
         entry = refs.split(title, 1)[1]
         assert entry.split("family-names: ", 1)[1].startswith(first_author), title
     assert "\t" not in cff
+
+
+DESIGN_SECTIONS = [
+    "Features",
+    "RTFM",
+    "MSIP",
+    "MGFN",
+    "Losses",
+    "Training",
+    "Scoring",
+    "Evaluation",
+    "Formats",
+]
+
+
+def test_design_notes_have_the_sections_code_comments_point_at():
+    import re
+
+    text = (REPO / "docs" / "DESIGN.md").read_text()
+    sections = [ln[3:].strip() for ln in text.splitlines() if ln.startswith("## ")]
+    assert sections == DESIGN_SECTIONS
+    pointer = re.compile(r"DESIGN\.md[\s,:(§\"'`-]*(?:section\s+)?[\"'`]?([A-Z][A-Za-z-]+)")
+    for path in list((REPO / "vadkit").rglob("*.py")) + list((REPO / "scripts").glob("*.py")):
+        for m in pointer.finditer(path.read_text()):
+            assert m.group(1) in DESIGN_SECTIONS, f"{path}: points at DESIGN.md {m.group(1)!r}"
