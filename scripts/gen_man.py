@@ -1,12 +1,19 @@
 #!/usr/bin/env python3
 """Generate roff man pages for the vadkit CLI from its Typer/click command tree.
 
-    python scripts/gen_man.py            # (re)write man/vadkit.1, man/vadkit-<cmd>.1, ...
-    python scripts/gen_man.py --check    # exit 1 if man/ differs from what the CLI says
+    python scripts/gen_man.py            # (re)write vadkit/man/man1/vadkit.1, vadkit-<cmd>.1, ...
+    python scripts/gen_man.py --check    # exit 1 if the pages differ from what the CLI says
 
 One page for `vadkit`, one per command (`vadkit-eval.1`), and for sub-apps one per group and
-one per sub-command (`vadkit weights fetch` → `vadkit-weights-fetch.1`). The output carries no
-date, so it changes only when the CLI does; tests/test_man.py fails when man/ is stale.
+one per sub-command (`vadkit weights fetch` → `vadkit-weights-fetch.1`). Besides what the CLI
+says (synopsis, description, arguments, options, commands), every page has EXAMPLES (from
+`EXAMPLES` below), EXIT STATUS, ENVIRONMENT and FILES sections. The output carries no date, so
+it changes only when the CLI does; tests/test_man.py fails when the pages are stale.
+
+The pages are package data (`vadkit/man/man1/`), so `pip install` puts them beside the code:
+`man "$(python -c 'import vadkit, pathlib; print(pathlib.Path(vadkit.__file__).parent)')/man/man1/vadkit.1"`,
+or add that `man` folder to MANPATH and run `man vadkit-train`. `man/` at the top of the
+repository is a link to the same folder.
 """
 
 from __future__ import annotations
@@ -19,7 +26,117 @@ from pathlib import Path
 import typer
 
 REPO = Path(__file__).resolve().parents[1]
+MAN_DIR = REPO / "vadkit" / "man" / "man1"
 MANUAL = "vadkit manual"
+
+# page name -> [(what it does, command line)], plain text (escaped when rendered)
+EXAMPLES: dict[str, list[tuple[str, str]]] = {
+    "vadkit": [
+        ("The whole pipeline on synthetic videos:", "vadkit synth -o data"),
+        ("", "vadkit weights fetch"),
+        ("", "vadkit extract data/videos -o feats --crops 1 --no-patches"),
+        ("", "vadkit train --model rtfm --train data/train.csv --features feats -o runs/rtfm"),
+        ("", "vadkit score runs/rtfm feats -o scores"),
+        ("", "vadkit eval scores -a data/annotations.csv"),
+        (
+            "Shell completion for bash (or zsh, fish, powershell):",
+            "vadkit --install-completion bash",
+        ),
+    ],
+    "vadkit-synth": [
+        (
+            "A small seeded dataset:",
+            "vadkit synth -o data --videos-train 8 --videos-test 4 --seed 1",
+        ),
+    ],
+    "vadkit-weights": [("Fetch the I3D weights once:", "vadkit weights fetch")],
+    "vadkit-weights-fetch": [
+        ("Download, check and convert; print the cached path:", "vadkit weights fetch"),
+        ("Replace a broken cache:", "vadkit weights fetch --force"),
+    ],
+    "vadkit-extract": [
+        (
+            "Ten crops and MSIP's patches, resuming where it stopped:",
+            "vadkit extract ucf/videos -o feats --crops 10",
+        ),
+        (
+            "Clip features only (all RTFM and MGFN read):",
+            "vadkit extract ucf/videos -o feats --crops 10 --no-patches",
+        ),
+        (
+            "Eight processes on one machine:",
+            "torchrun --nproc_per_node 8 -m vadkit extract ucf/videos -o feats",
+        ),
+    ],
+    "vadkit-train": [
+        (
+            "RTFM, then MSIP's stage 2 on it:",
+            "vadkit train --model rtfm --stage 1 --train train.csv --features feats -o runs/rtfm",
+        ),
+        (
+            "",
+            "vadkit train --model msip --stage 2 --from runs/rtfm --train train.csv "
+            "--features feats -o runs/msip",
+        ),
+        ("Continue an interrupted run:", "vadkit train --resume -o runs/rtfm"),
+    ],
+    "vadkit-score": [
+        ("Scores of extracted features:", "vadkit score runs/msip feats -o scores"),
+        (
+            "Scores of a raw video (extracts only the features the run reads):",
+            "vadkit score runs/msip my_video.mp4 -o scores",
+        ),
+    ],
+    "vadkit-eval": [
+        (
+            "The benchmark metrics (annotation format detected):",
+            "vadkit eval scores -a Temporal_Anomaly_Annotation.txt",
+        ),
+        ("As JSON, for scripts:", "vadkit eval scores -a Temporal_Anomaly_Annotation.txt --json"),
+    ],
+    "vadkit-plot": [
+        (
+            "One video's curve over its ground truth:",
+            "vadkit plot Shooting022_x264 -s scores -a Temporal_Anomaly_Annotation.txt "
+            "-o shooting022.png",
+        ),
+    ],
+}
+
+EXIT_STATUS = [
+    ("0", "Success."),
+    (
+        "1",
+        "An error: bad or missing input data, a failed step, out of memory. One line "
+        "'Error: ...' on standard error says what failed.",
+    ),
+    ("2", "Bad usage: an unknown option, a bad option value or a missing argument."),
+    ("130", "Interrupted (Ctrl-C, SIGINT)."),
+]
+
+ENVIRONMENT = [
+    (
+        "VADKIT_HOME",
+        "Folder of vadkit's cache (the converted I3D weights). Default: "
+        "$XDG_CACHE_HOME/vadkit, else ~/.cache/vadkit (Linux), ~/Library/Caches/vadkit (macOS), "
+        "%LOCALAPPDATA%\\vadkit\\Cache (Windows).",
+    ),
+    ("XDG_CACHE_HOME", "Base of the default cache folder when VADKIT_HOME is not set."),
+    (
+        "RANK, WORLD_SIZE, LOCAL_RANK",
+        "Set by torchrun: extract shards the videos, train runs distributed data-parallel.",
+    ),
+    ("NO_COLOR", "When set, progress bars and messages use no colour."),
+]
+
+FILES = [
+    (
+        "$VADKIT_HOME/weights/i3d-inception-kinetics400-rgb.safetensors",
+        "The converted Kinetics-400 I3D weights that 'vadkit weights fetch' writes and extract "
+        "and score read. It records the sha256 of its own tensors, checked on every load.",
+    ),
+    ("vadkit/man/man1/ (inside the installed package)", "These manual pages."),
+]
 
 
 def _esc(text: str) -> str:
@@ -79,9 +196,28 @@ def render(cmd, ctx, path: tuple[str, ...], version: str) -> str:
             if i:
                 out.append(".PP")
             out.append(_esc(para))
+    out += _params(cmd, ctx)
+    subs = _subcommands(cmd, ctx)
+    if subs:
+        out.append(".SH COMMANDS")
+        for sub_name, sub_help in subs:
+            out += [
+                ".TP",
+                f"\\fB{_esc(sub_name)}\\fR",
+                _esc(f"{sub_help} See {name}-{sub_name}(1)."),
+            ]
+    out += _conventions(name)
+    see = [f"{name}-{s}(1)" for s, _ in subs] or ["vadkit(1)"]
+    out += [".SH SEE ALSO", _esc(", ".join(see))]
+    return "\n".join(out) + "\n"
+
+
+def _params(cmd, ctx) -> list[str]:
+    """ARGUMENTS and OPTIONS sections (hidden options, the old spellings, left out)."""
     params = [p for p in cmd.get_params(ctx) if p.name != "help"]
     args = [p for p in params if p.param_type_name == "argument"]
     opts = [p for p in params if p.param_type_name == "option" and not getattr(p, "hidden", False)]
+    out = []
     if args:
         out.append(".SH ARGUMENTS")
         for p in args:
@@ -91,26 +227,42 @@ def render(cmd, ctx, path: tuple[str, ...], version: str) -> str:
         out.append(".SH OPTIONS")
         for p in opts:
             record = p.get_help_record(ctx)
-            if record is None:
-                continue
-            out += [".TP", f"\\fB{_esc(record[0])}\\fR", _esc(record[1] or "")]
+            if record is not None:
+                out += [".TP", f"\\fB{_esc(record[0])}\\fR", _esc(record[1] or "")]
+    return out
+
+
+def _subcommands(cmd, ctx) -> list[tuple[str, str]]:
+    """(name, short help) of the visible sub-commands of a group; [] for a plain command."""
     subs = []
-    if hasattr(cmd, "list_commands"):
-        for sub_name in cmd.list_commands(ctx):
-            sub = cmd.get_command(ctx, sub_name)
-            if sub is not None and not getattr(sub, "hidden", False):
-                subs.append((sub_name, sub.get_short_help_str(limit=200).strip()))
-    if subs:
-        out.append(".SH COMMANDS")
-        for sub_name, sub_help in subs:
-            out += [
-                ".TP",
-                f"\\fB{_esc(sub_name)}\\fR",
-                _esc(f"{sub_help} See {name}-{sub_name}(1)."),
-            ]
-    see = [f"{name}-{s}(1)" for s, _ in subs] or ["vadkit(1)"]
-    out += [".SH SEE ALSO", _esc(", ".join(see))]
-    return "\n".join(out) + "\n"
+    for sub_name in cmd.list_commands(ctx) if hasattr(cmd, "list_commands") else []:
+        sub = cmd.get_command(ctx, sub_name)
+        if sub is not None and not getattr(sub, "hidden", False):
+            subs.append((sub_name, sub.get_short_help_str(limit=200).strip()))
+    return subs
+
+
+def _tagged(title: str, rows: list[tuple[str, str]]) -> list[str]:
+    """A `.SH` section of `.TP` entries."""
+    out = [f".SH {title}"]
+    for tag, text in rows:
+        out += [".TP", f"\\fB{_esc(tag)}\\fR", _esc(text)]
+    return out
+
+
+def _conventions(name: str) -> list[str]:
+    """EXAMPLES, EXIT STATUS, ENVIRONMENT and FILES of page `name` (roff lines)."""
+    out = []
+    if name in EXAMPLES:
+        out.append(".SH EXAMPLES")
+        for what, line in EXAMPLES[name]:
+            if what:
+                out += [".PP", _esc(what)]
+            out += [".RS 4", ".nf", _esc(line), ".fi", ".RE"]
+    out += _tagged("EXIT STATUS", EXIT_STATUS)
+    out += _tagged("ENVIRONMENT", ENVIRONMENT)
+    out += _tagged("FILES", FILES)
+    return out
 
 
 def render_all() -> dict[str, str]:
@@ -154,7 +306,7 @@ def stale(out_dir: Path) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", nargs="?", type=Path, default=REPO / "man", help="output directory")
+    ap.add_argument("out", nargs="?", type=Path, default=MAN_DIR, help="output directory")
     ap.add_argument("--check", action="store_true", help="only check; exit 1 if stale")
     a = ap.parse_args(argv)
     if a.check:

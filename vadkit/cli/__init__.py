@@ -1,36 +1,35 @@
 """Command-line interface. Each subcommand lives in its own module and registers on `app`.
 
-Command modules are imported on demand: `vadkit eval` and `vadkit plot` never import torch
-(about 1–3 s of start-up on a small CPU), while `vadkit --help` and `from vadkit.cli import app`
-load every command.
+Command modules are imported on demand (the registry is `vadkit.cli.base.COMMANDS`): `vadkit
+--help`, `vadkit --version`, `vadkit eval` and `vadkit plot` never import torch, while
+`from vadkit.cli import app` loads every command (for the man pages and the tests).
+
+Shell completion is Typer's: `vadkit --install-completion [SHELL]` appends the script to the
+shell's start-up file, `vadkit --show-completion [SHELL]` prints it. SHELL is bash, zsh, fish or
+powershell/pwsh; without it the running shell is detected (its process, else `$SHELL`).
 """
 
 from __future__ import annotations
 
-import importlib
+import os
 import sys
 
-# subcommand -> module under vadkit.cli that registers it
-COMMAND_MODULES = {
-    "synth": "synth",
-    "weights": "extract",
-    "extract": "extract",
-    "train": "train_score",
-    "score": "train_score",
-    "eval": "eval_plot",
-    "plot": "eval_plot",
-}
+from vadkit.cli.base import COMMANDS, load_command_module
 
-__all__ = ["COMMAND_MODULES", "app", "load_commands", "main"]
+# kept for callers of the old name: subcommand -> module under vadkit.cli
+COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
+SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
+_COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
+
+__all__ = ["COMMANDS", "COMMAND_MODULES", "app", "load_commands", "main"]
 
 
 def load_commands(names: list[str] | None = None):
     """Import the modules of the named subcommands (all when None); return the Typer app."""
     from vadkit.cli.base import app
 
-    wanted = COMMAND_MODULES.values() if names is None else [COMMAND_MODULES[n] for n in names]
-    for module in dict.fromkeys(wanted):
-        importlib.import_module(f"vadkit.cli.{module}")
+    for name in COMMANDS if names is None else names:
+        load_command_module(name)
     return app
 
 
@@ -40,16 +39,37 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
-def _subcommand(argv: list[str]) -> str | None:
-    """The first argument that is not an option, if it names a known subcommand."""
-    for arg in argv:
-        if arg.startswith("-"):
+def _detect_shell() -> str:
+    """The running shell's name: shellingham's answer (as Typer asks it), else `$SHELL`'s."""
+    try:
+        import shellingham
+
+        name = shellingham.detect_shell()[0]
+    except Exception:  # no shell among the ancestors, or shellingham missing
+        name = os.path.basename(os.environ.get("SHELL", ""))
+    return name.lower()
+
+
+def _completion_argv(argv: list[str]) -> list[str]:
+    """Give `--install-completion` / `--show-completion` an explicit shell.
+
+    Typer's options either detect the shell (flags) or, in its explicit mode, take the shell as
+    their value. vadkit accepts both spellings: a shell named after the option is used, else the
+    detected one is filled in; Typer's explicit mode is then switched on for this process.
+    """
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg not in _COMPLETION_OPTIONS:
             continue
-        return arg if arg in COMMAND_MODULES else None
-    return None
+        if i + 1 >= len(out) or out[i + 1] not in SHELLS:
+            out.insert(i + 1, _detect_shell() or "bash")
+        os.environ["_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION"] = "1"
+        break
+    return out
 
 
 def main() -> None:
-    sub = _subcommand(sys.argv[1:])
-    app = load_commands(None if sub is None else [sub])
-    app(prog_name="vadkit")
+    from vadkit.cli.base import app
+
+    argv = _completion_argv(sys.argv[1:])
+    app(args=argv, prog_name="vadkit")

