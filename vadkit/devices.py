@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import sys
-
-import torch
+from typing import TYPE_CHECKING
 
 from vadkit.errors import VadkitError
+
+if TYPE_CHECKING:  # torch is imported on first use: the CLI reads DEVICE_HELP torch-free
+    import torch
 
 DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps (auto: this process's GPU if any, else the CPU)."
 
@@ -21,6 +23,8 @@ _warned = False
 
 
 def _mps_available() -> bool:
+    import torch
+
     backend = getattr(torch.backends, "mps", None)
     return bool(backend is not None and backend.is_available())
 
@@ -28,6 +32,8 @@ def _mps_available() -> bool:
 def _warn_cpu_only_torch() -> None:
     """A machine with an NVIDIA driver but a CPU build of torch runs on the CPU: say so once."""
     global _warned
+    import torch
+
     if _warned or torch.version.cuda is not None or shutil.which("nvidia-smi") is None:
         return
     _warned = True
@@ -40,6 +46,8 @@ def _warn_cpu_only_torch() -> None:
 
 def resolve_device(name: str = "auto") -> torch.device:
     """`auto`, `cpu`, `cuda`, `cuda:N` or `mps` → a `torch.device` that exists here."""
+    import torch
+
     name = str(name).strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
@@ -61,6 +69,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def _cuda(name: str) -> torch.device:
+    import torch
+
     index = None
     if name != "cuda":
         text = name.partition(":")[2]

@@ -15,9 +15,11 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-# one import line to switch to the shared reporter: from vadkit.cli.progress import ...
-from vadkit.cli._progress import ProgressReporter
 from vadkit.cli.base import app, fail
+
+# one import line to switch to the shared reporter: from vadkit.cli.progress import ...
+from vadkit.cli.progress import ProgressReporter
+from vadkit.devices import DEVICE_HELP
 from vadkit.errors import VadkitError
 from vadkit.extract import (
     COMPUTE_DTYPES,
@@ -29,9 +31,6 @@ from vadkit.extract import (
 )
 from vadkit.features import list_backbones
 from vadkit.video import CROP_CHOICES
-
-# = vadkit.devices.DEVICE_HELP (a test keeps them equal); that module imports torch
-DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps (auto: this process's GPU if any, else the CPU)."
 
 weights_app = typer.Typer(
     help="Backbone weights: download and convert DeepMind's Kinetics-400 I3D.",

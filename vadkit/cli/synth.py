@@ -13,9 +13,10 @@ from typing import Annotated
 
 import typer
 
-# one import line to switch to the shared reporter: from vadkit.cli.progress import ...
-from vadkit.cli._progress import ProgressReporter
 from vadkit.cli.base import app
+
+# one import line to switch to the shared reporter: from vadkit.cli.progress import ...
+from vadkit.cli.progress import ProgressReporter
 from vadkit.errors import VadkitError
 from vadkit.synth import EVENT_CLASSES, SynthConfig, synthesize
 
