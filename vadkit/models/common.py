@@ -2,20 +2,30 @@
 
 A bag is a dict of tensors for a batch of videos: `clip` `(b, n, t, d)` always, `patches`
 `(b, t, p, d)` for models that use MSIP's multi-scale patches. Models never guess which rows of
-a batch are normal: `loss(normal, abnormal)` takes the two bags separately (SPEC §3.3).
+a batch are normal: `loss(normal, abnormal)` takes the two bags separately (docs/DESIGN.md,
+Losses).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import types
+import typing
+from collections.abc import Mapping
+from typing import Any, ClassVar, Union, get_args, get_origin
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vadkit.errors import VadkitError
+from vadkit.models import LOSS_VARIANTS
+
 Bag = dict[str, torch.Tensor]
 
-LOSS_VARIANTS = ("msip", "rtfm-code")
+# Bag keys: the inputs a model can read.
+CLIP = "clip"  # (b, n, t, d): n crops of t snippets of d-dim clip features
+PATCHES = "patches"  # (b, t, p, d): MSIP's p multi-scale patch features per snippet
 
 # Weights of the score regularisers, RTFM's train.py (`sparsity(..., 8e-3)`, `smooth(..., 8e-4)`),
 # also used by MGFN and MSIP.
@@ -25,31 +35,95 @@ SMOOTHNESS_WEIGHT = 8e-4
 TOPK_DROPOUT = 0.7
 
 
-class VadModel(nn.Module):
-    """Base of every registered model.
+def topk_count(segments: int) -> int:
+    """RTFM's k of its top-k selection: `num_segments // 10` (3 of 32), at least 1."""
+    return max(1, segments // 10)
 
-    Subclasses set `config` (the keyword arguments that rebuild them: it goes into checkpoints),
-    `inputs` (bag keys that `forward` reads) and implement `forward(clip, patches=None) -> dict`
-    with at least `scores` `(b, t)` in [0, 1], and `loss(normal, abnormal)`.
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Base of the per-model config dataclasses (nanoGPT's `GPTConfig`): every field is a
+    constructor setting and is stored in checkpoints as `model_args`."""
+
+    feature_dim: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be at least 1, got {self.feature_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (tuples become lists), identical to what checkpoints always stored."""
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+class VadModel(nn.Module):
+    """Base of every registered model: the contract the training loop and scoring rely on.
+
+    A model declares, as class attributes:
+
+    - `name`: its registry name; `Config`: its config dataclass (a `ModelConfig`), the only
+      settings its constructor receives (`Model(config)`, or `Model(**fields)`);
+    - `stages`: the stages it trains in; a stage after the first builds on a run of the stage
+      before it, and `load_stage1(state)` takes what it needs from that run (a no-op here);
+      `stage1_args`: config fields copied from that run;
+    - `input_names(stage)`: the bag keys (`CLIP`, `PATCHES`) it reads in a stage;
+    - `default_batch_size`: normal (and abnormal) videos per step;
+    - `tiny_config()`: config fields of a tiny instance for tests (seconds on a CPU).
+
+    An instance has `cfg`, `config` (its dict form), `inputs`, `stage`, `min_snippets` (the
+    fewest snippets a training video may have: the top-k selection's k) and implements
+    `forward(clip, patches=None) -> dict` with at least `scores` `(b, t)` in [0, 1], and
+    `loss(normal, abnormal) -> (total, parts)`.
     """
 
-    name: str = ""
-    stages: tuple[int, ...] = (1,)
-    default_batch_size: int = 32  # normal (and abnormal) videos per step
-    # constructor arguments a later stage copies from the stage-1 run it builds on
-    stage1_args: tuple[str, ...] = ()
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    stages: ClassVar[tuple[int, ...]] = (1,)
+    default_batch_size: ClassVar[int] = 32  # normal (and abnormal) videos per step
+    # config fields a later stage copies from the stage-1 run it builds on
+    stage1_args: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def input_names(cls, stage: int = 1) -> tuple[str, ...]:
         """Bag keys the model reads in `stage` (known before it is built, so the data loader
         reads patch files only for a model that needs them)."""
-        return ("clip",)
+        return (CLIP,)
 
-    def __init__(self) -> None:
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        """Config fields (besides `feature_dim`) of a tiny instance that trains in seconds."""
+        return {}
+
+    @classmethod
+    def make_config(cls, **kwargs: Any) -> ModelConfig:
+        """`cls.Config(**kwargs)`, checked: unknown names, wrong types and bad values are a
+        VadkitError naming them and the valid fields."""
+        return build_config(cls.Config, kwargs, what=f"model {cls.name}")
+
+    def __init__(self, config: ModelConfig | None = None, /, **kwargs: Any) -> None:
         super().__init__()
-        self.config: dict[str, Any] = {}
-        self.inputs: tuple[str, ...] = ("clip",)
-        self.stage = 1
+        if config is None:
+            config = self.Config(**kwargs)
+        elif kwargs:
+            config = dataclasses.replace(config, **kwargs)
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
+        self.cfg = config
+        self.stage: int = getattr(config, "stage", 1)
+        self.inputs: tuple[str, ...] = self.input_names(self.stage)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config as checkpoints store it (`model_args`)."""
+        return self.cfg.to_dict()
+
+    @property
+    def min_snippets(self) -> int:
+        """Fewest snippets a training video may have (1 unless the model selects top-k)."""
+        return 1
+
+    def load_stage1(self, state: Mapping[str, torch.Tensor], *, source: str = "") -> None:
+        """Take what this stage needs from the weights of the previous stage's run (nothing)."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -61,18 +135,78 @@ class VadModel(nn.Module):
     def forward_pair(self, normal: Bag, abnormal: Bag) -> tuple[dict, dict]:
         """One forward pass over both bags concatenated (so BatchNorm sees the mixed batch, as in
         RTFM), split back by the known bag sizes."""
-        bn = normal["clip"].shape[0]
-        if abnormal["clip"].shape[0] != bn:
+        bn = normal[CLIP].shape[0]
+        if abnormal[CLIP].shape[0] != bn:
             # the losses pair normal and abnormal rows (RTFM's feature-magnitude loss, MGFN's)
             raise ValueError(
                 f"normal and abnormal bags must hold as many videos: {bn} vs "
-                f"{abnormal['clip'].shape[0]}"
+                f"{abnormal[CLIP].shape[0]}"
             )
         joint = {k: torch.cat([normal[k], abnormal[k]]) for k in self.inputs}
         out = self(**joint)
         first = {k: v[:bn] for k, v in out.items()}
         second = {k: v[bn:] for k, v in out.items()}
         return first, second
+
+
+# ---------------------------------------------------------------- config checking
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def build_config(config_cls: type, kwargs: Mapping[str, Any], *, what: str) -> Any:
+    """`config_cls(**kwargs)` with every value checked against the field's annotation."""
+    names = [f.name for f in dataclasses.fields(config_cls)]
+    unknown = sorted(set(kwargs) - set(names))
+    if unknown:
+        raise VadkitError(
+            f"{what} has no setting {', '.join(unknown)}; its settings are {', '.join(names)}"
+        )
+    hints = typing.get_type_hints(config_cls)
+    values = {k: _coerce(v, hints[k], f"{what}: {k}") for k, v in kwargs.items()}
+    try:
+        return config_cls(**values)
+    except ValueError as e:
+        raise VadkitError(f"{what}: {e}") from None
+
+
+def _coerce(value: Any, hint: Any, what: str) -> Any:
+    """`value` as type `hint` (int, float, str, bool, tuple[...] / Sequence of them, unions)."""
+    origin, args = get_origin(hint), get_args(hint)
+    if origin in (Union, types.UnionType):
+        for option in args:
+            try:
+                return _coerce(value, option, what)
+            except VadkitError:
+                continue
+        raise VadkitError(f"{what} has the wrong type ({value!r})")
+    if hint is type(None):
+        if value is None:
+            return None
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint in (int, str, bool):
+        if isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
+            return value
+    elif origin is not None and isinstance(value, list | tuple):
+        inner = args[0] if args else Any
+        return tuple(_coerce(v, inner, what) for v in value)
+    elif hint is Any:
+        return value
+    raise VadkitError(f"{what} must be {_type_name(hint)}, got {value!r}")
+
+
+def _type_name(hint: Any) -> str:
+    if get_origin(hint) is not None:
+        return "a list"
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, str(hint)
+    )
 
 
 def topk_indices(magnitudes: torch.Tensor, k: int, explore: nn.Module) -> torch.Tensor:
