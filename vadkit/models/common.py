@@ -9,17 +9,15 @@ Losses).
 from __future__ import annotations
 
 import dataclasses
-import types
-import typing
 from collections.abc import Mapping
-from typing import Any, ClassVar, Union, get_args, get_origin
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vadkit.errors import VadkitError
 from vadkit.models import LOSS_VARIANTS
+from vadkit.settings import build_config, plain
 
 Bag = dict[str, torch.Tensor]
 
@@ -53,7 +51,7 @@ class ModelConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form (tuples become lists), identical to what checkpoints always stored."""
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
 
 class VadModel(nn.Module):
@@ -147,66 +145,6 @@ class VadModel(nn.Module):
         first = {k: v[:bn] for k, v in out.items()}
         second = {k: v[bn:] for k, v in out.items()}
         return first, second
-
-
-# ---------------------------------------------------------------- config checking
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, tuple | list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def build_config(config_cls: type, kwargs: Mapping[str, Any], *, what: str) -> Any:
-    """`config_cls(**kwargs)` with every value checked against the field's annotation."""
-    names = [f.name for f in dataclasses.fields(config_cls)]
-    unknown = sorted(set(kwargs) - set(names))
-    if unknown:
-        raise VadkitError(
-            f"{what} has no setting {', '.join(unknown)}; its settings are {', '.join(names)}"
-        )
-    hints = typing.get_type_hints(config_cls)
-    values = {k: _coerce(v, hints[k], f"{what}: {k}") for k, v in kwargs.items()}
-    try:
-        return config_cls(**values)
-    except ValueError as e:
-        raise VadkitError(f"{what}: {e}") from None
-
-
-def _coerce(value: Any, hint: Any, what: str) -> Any:
-    """`value` as type `hint` (int, float, str, bool, tuple[...] / Sequence of them, unions)."""
-    origin, args = get_origin(hint), get_args(hint)
-    if origin in (Union, types.UnionType):
-        for option in args:
-            try:
-                return _coerce(value, option, what)
-            except VadkitError:
-                continue
-        raise VadkitError(f"{what} has the wrong type ({value!r})")
-    if hint is type(None):
-        if value is None:
-            return None
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif hint in (int, str, bool):
-        if isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
-            return value
-    elif origin is not None and isinstance(value, list | tuple):
-        inner = args[0] if args else Any
-        return tuple(_coerce(v, inner, what) for v in value)
-    elif hint is Any:
-        return value
-    raise VadkitError(f"{what} must be {_type_name(hint)}, got {value!r}")
-
-
-def _type_name(hint: Any) -> str:
-    if get_origin(hint) is not None:
-        return "a list"
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        hint, str(hint)
-    )
 
 
 def topk_indices(magnitudes: torch.Tensor, k: int, explore: nn.Module) -> torch.Tensor:
