@@ -19,8 +19,10 @@ import contextlib
 import json
 import math
 import signal
+import sys
 import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -508,3 +510,15 @@ def _extraction(data: TrainingSet) -> dict[str, Any] | None:
 
 
 __all__ = ["Event", "TrainConfig", "TrainResult", "Trainer", "resume_config", "train", "validate"]
+
+
+class _CallableModule(types.ModuleType):
+    """`vadkit.train` names both this module and its `train` function (the public API); once
+    the module is imported the package attribute is the module, so calling it trains."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+

@@ -45,6 +45,13 @@ def register_model(cls: type) -> type:
     return cls
 
 
+def unregister_model(name: str) -> None:
+    """Forget a model registered by `register_model` (a throw-away model of a test)."""
+    if name in BUILTIN_MODELS:
+        raise ValueError(f"{name!r} is a built-in model")
+    _MODELS.pop(name, None)
+
+
 def list_models() -> list[str]:
     """Names of every model: the built-in ones and those registered so far (no torch import)."""
     return sorted(set(BUILTIN_MODELS) | set(_MODELS))
@@ -75,4 +82,5 @@ __all__ = [
     "list_models",
     "model_class",
     "register_model",
+    "unregister_model",
 ]
