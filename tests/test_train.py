@@ -182,6 +182,12 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(ds, tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
 
+    def log(run: str) -> list[dict]:  # the loss means of step 4 span the interruption
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert log("cut") == log("full") and [r["step"] for r in log("full")] == [2, 4, 6]
+
 
 def test_cli_resume_extends_a_run(ds, tmp_path):
     run = tmp_path / "run"

@@ -22,6 +22,7 @@ import json
 import math
 import os
 import signal
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -107,8 +108,8 @@ class Checkpointer:
             return
         weights = state_of(model)
         new_best = progress.best_step == progress.step and progress.best_record is not None
-        if new_best:
-            self.best_weights = weights
+        if new_best:  # a copy: `weights` may share memory with the parameters (CPU)
+            self.best_weights = {k: v.clone() for k, v in weights.items()}
         obj = _state_object(self.run_id, weights, optimizer, generator, progress, self.best_weights)
         self._write(self.out / STATE_FILE, lambda p: _save_state(p, obj))
         self._export(weights, progress, best=new_best)
@@ -184,7 +185,9 @@ def _save_state(path: Path, obj: dict[str, Any]) -> None:
 
 def _load_state(path: Path, run_id: str) -> dict[str, Any]:
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about odd pickles, naming weights_only
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # torch's messages suggest weights_only=False: never pass that on
         raise VadkitError(
             f"{path}: damaged training state (not a readable vadkit state file); the run "
