@@ -38,7 +38,7 @@ def build_config(config_cls: type, kwargs: Mapping[str, Any], *, what: str) -> A
 
 
 def _coerce(value: Any, hint: Any, what: str) -> Any:
-    """`value` as type `hint` (int, float, str, bool, tuple[...] / Sequence of them, unions)."""
+    """`value` as type `hint` (int, float, str, bool, None, tuple[...] / list / dict, unions)."""
     origin, args = get_origin(hint), get_args(hint)
     if origin in (Union, types.UnionType):
         for option in args:
@@ -47,23 +47,25 @@ def _coerce(value: Any, hint: Any, what: str) -> Any:
             except VadkitError:
                 continue
         raise VadkitError(f"{what} has the wrong type ({value!r})")
-    if hint is type(None):
-        if value is None:
-            return None
-    elif hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif hint in (int, str, bool):
-        if isinstance(value, hint) and (hint is bool or not isinstance(value, bool)):
-            return value
-    elif origin is dict and isinstance(value, dict):
+    if origin is dict and isinstance(value, dict):
         return value
-    elif origin is not None and origin is not dict and isinstance(value, list | tuple):
+    if origin is not None and origin is not dict and isinstance(value, list | tuple):
         inner = args[0] if args else Any
         return tuple(_coerce(v, inner, what) for v in value)
-    elif hint is Any:
-        return value
+    if hint is Any or _scalar_fits(value, hint):
+        return float(value) if hint is float else value
     raise VadkitError(f"{what} must be {_type_name(hint)}, got {value!r}")
+
+
+def _scalar_fits(value: Any, hint: Any) -> bool:
+    """An int is a float too; a bool is neither an int nor a float here."""
+    if hint is type(None):
+        return value is None
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint in (int, str, bool):
+        return isinstance(value, hint) and (hint is bool or not isinstance(value, bool))
+    return False
 
 
 def _type_name(hint: Any) -> str:

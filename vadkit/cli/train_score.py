@@ -81,89 +81,95 @@ def _value(choice: Enum | None) -> str | None:
     return None if choice is None else choice.value
 
 
-PathOpt = Annotated[Path | None, typer.Option()]
+def _opt(*names: str, help: str, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, **kw)
+
+
+D = DEFAULTS
+OutOpt = Annotated[Path, _opt("--out", "-o", help="Run directory to write.")]
+ModelOpt = Annotated[ModelName | None, _opt(help="Model to train.", show_default=False)]
+StageOpt = Annotated[
+    int, _opt(help="1: CTR + classifier (or MGFN); 2: MSIP's MPSR on a stage-1 run.")
+]
+TrainOpt = Annotated[
+    Path | None, _opt("--train", help="Training manifest (CSV video,label[,path] or .list).")
+]
+FeaturesOpt = Annotated[
+    Path | None,
+    _opt(help="Feature directory (FEATS/VIDEO.npy) for entries without a .npy path."),
+]
+ValOpt = Annotated[
+    Path | None, _opt(help="Validation manifest, evaluated every --eval-every steps.")
+]
+ValFeaturesOpt = Annotated[
+    Path | None, _opt(help="Feature directory of the validation videos [--features].")
+]
+AnnotationsOpt = Annotated[
+    Path | None, _opt("--annotations", "-a", help="Ground truth of the validation videos.")
+]
+FormatOpt = Annotated[
+    AnnotationsFormat, _opt("--annotations-format", "-f", help="Format of --annotations.")
+]
+FromOpt = Annotated[Path | None, _opt("--from", help="Stage-1 run that stage 2 builds on.")]
+StepsOpt = Annotated[
+    int | None, _opt(help=f"Training steps [{D['steps']}, RTFM's; --resume: the run's].")
+]
+BatchOpt = Annotated[
+    int | None,
+    _opt(help="Normal (and abnormal) videos per step [the model's: RTFM 32, MGFN 16]."),
+]
+LrOpt = Annotated[float, _opt(help="Adam learning rate.")]
+WeightDecayOpt = Annotated[float, _opt(help="Adam weight decay (papers 5e-4; RTFM's code 5e-3).")]
+SeedOpt = Annotated[int, _opt(help="Seed of initialisation, sampling and dropout.")]
+EvalEveryOpt = Annotated[int, _opt(help="Evaluate and save `last` every N steps.")]
+DeviceOpt = Annotated[str, _opt(help=DEVICE_HELP)]
+ResumeOpt = Annotated[bool, _opt("--resume", help="Continue the run in -o from its last save.")]
+LossOpt = Annotated[
+    LossVariant, _opt(help="Sparsity/smoothness form: msip (paper, per video) or rtfm-code.")
+]
+SegmentsOpt = Annotated[int, _opt(help="Segments per training video (RTFM: 32).")]
+Float16Opt = Annotated[bool, _opt("--float16-cache", help="Hold training features as float16.")]
+NamingOpt = Annotated[str | None, _opt(help="Labels of a .list manifest by name: ucf or xd.")]
+AbnormalFirstOpt = Annotated[
+    int | None, _opt(help="Labels of a .list manifest: the first N are abnormal.")
+]
+ModelArgOpt = Annotated[
+    list[str] | None,
+    _opt(
+        "--model-arg",
+        help="Model config field KEY=VALUE (VALUE as JSON), e.g. hidden=256; repeatable.",
+    ),
+]
+JsonOpt = Annotated[bool, _opt("--json", help="Print the summary as JSON.")]
 
 
 @app.command("train")
 def train_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    model: Annotated[
-        ModelName | None, typer.Option(help="Model to train.", show_default=False)
-    ] = None,
-    stage: Annotated[
-        int, typer.Option(help="1: CTR + classifier (or MGFN); 2: MSIP's MPSR on a stage-1 run.")
-    ] = DEFAULTS["stage"],
-    train_manifest: Annotated[
-        Path | None,
-        typer.Option("--train", help="Training manifest (CSV video,label[,path] or .list)."),
-    ] = None,
-    features: Annotated[
-        Path | None,
-        typer.Option(help="Feature directory (FEATS/VIDEO.npy) for entries without a .npy path."),
-    ] = None,
-    val: Annotated[
-        Path | None, typer.Option(help="Validation manifest, evaluated every --eval-every steps.")
-    ] = None,
-    val_features: Annotated[
-        Path | None, typer.Option(help="Feature directory of the validation videos [--features].")
-    ] = None,
-    annotations: Annotated[
-        Path | None,
-        typer.Option("--annotations", "-a", help="Ground truth of the validation videos."),
-    ] = None,
-    annotations_format: Annotated[
-        AnnotationsFormat,
-        typer.Option("--annotations-format", "-f", help="Format of --annotations."),
-    ] = DEFAULTS["annotations_format"],
-    from_run: Annotated[
-        Path | None, typer.Option("--from", help="Stage-1 run that stage 2 builds on.")
-    ] = None,
-    steps: Annotated[
-        int | None,
-        typer.Option(help=f"Training steps [{DEFAULTS['steps']}, RTFM's; --resume: the run's]."),
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help="Normal (and abnormal) videos per step [the model's: RTFM 32, MGFN 16]."),
-    ] = DEFAULTS["batch_size"],
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = DEFAULTS["lr"],
-    weight_decay: Annotated[
-        float, typer.Option(help="Adam weight decay (papers 5e-4; RTFM's code 5e-3).")
-    ] = DEFAULTS["weight_decay"],
-    seed: Annotated[
-        int, typer.Option(help="Seed of initialisation, sampling and dropout.")
-    ] = DEFAULTS["seed"],
-    eval_every: Annotated[
-        int, typer.Option(help="Evaluate and save `last` every N steps.")
-    ] = DEFAULTS["eval_every"],
-    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = DEFAULTS["device"],
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in -o from its last save.")
-    ] = False,
-    loss: Annotated[
-        LossVariant,
-        typer.Option(help="Sparsity/smoothness form: msip (paper, per video) or rtfm-code."),
-    ] = DEFAULTS["loss"],
-    segments: Annotated[
-        int, typer.Option(help="Segments per training video (RTFM: 32).")
-    ] = DEFAULTS["segments"],
-    float16_cache: Annotated[
-        bool, typer.Option("--float16-cache", help="Hold training features as float16.")
-    ] = DEFAULTS["float16_cache"],
-    naming: Annotated[
-        str | None, typer.Option(help="Labels of a .list manifest by name: ucf or xd.")
-    ] = None,
-    abnormal_first: Annotated[
-        int | None, typer.Option(help="Labels of a .list manifest: the first N are abnormal.")
-    ] = None,
-    model_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model-arg",
-            help="Model config field KEY=VALUE (VALUE as JSON), e.g. hidden=256; repeatable.",
-        ),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    out: OutOpt,
+    model: ModelOpt = None,
+    stage: StageOpt = D["stage"],
+    train_manifest: TrainOpt = None,
+    features: FeaturesOpt = None,
+    val: ValOpt = None,
+    val_features: ValFeaturesOpt = None,
+    annotations: AnnotationsOpt = None,
+    annotations_format: FormatOpt = D["annotations_format"],
+    from_run: FromOpt = None,
+    steps: StepsOpt = None,
+    batch_size: BatchOpt = D["batch_size"],
+    lr: LrOpt = D["lr"],
+    weight_decay: WeightDecayOpt = D["weight_decay"],
+    seed: SeedOpt = D["seed"],
+    eval_every: EvalEveryOpt = D["eval_every"],
+    device: DeviceOpt = D["device"],
+    resume: ResumeOpt = False,
+    loss: LossOpt = D["loss"],
+    segments: SegmentsOpt = D["segments"],
+    float16_cache: Float16Opt = D["float16_cache"],
+    naming: NamingOpt = None,
+    abnormal_first: AbnormalFirstOpt = None,
+    model_arg: ModelArgOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Train a model on extracted features; write RUN/{best,last}.safetensors, log.jsonl."""
     from vadkit.train import resume_config
@@ -179,23 +185,29 @@ def train_command(
             model=model.value, train=str(train_manifest), out=str(out), stage=stage,
             features=_str(features), val=_str(val), val_features=_str(val_features),
             annotations=_str(annotations), annotations_format=annotations_format.value,
-            from_run=_str(from_run), steps=DEFAULTS["steps"] if steps is None else steps,
+            from_run=_str(from_run), steps=D["steps"] if steps is None else steps,
             batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
             eval_every=eval_every, device=device, loss=loss.value, segments=segments,
             float16_cache=float16_cache, naming=naming, abnormal_first=abnormal_first,
             model_args=_model_args(model_arg or []),
         )  # fmt: skip
-    result = _run_training(cfg, resume)
-    summary = {
-        "run": str(result.out),
-        "steps": result.step,
-        "best_step": result.best_step,
-        "best_roc_auc": result.best_roc_auc,
-        "last": result.last_record,
-        "notes": result.notes,
-    }
+    _print_summary(_run_training(cfg, resume), json_out)
+
+
+def _print_summary(result: Any, json_out: bool) -> None:
     if json_out:
-        typer.echo(json.dumps(summary))
+        typer.echo(
+            json.dumps(
+                {
+                    "run": str(result.out),
+                    "steps": result.step,
+                    "best_step": result.best_step,
+                    "best_roc_auc": result.best_roc_auc,
+                    "last": result.last_record,
+                    "notes": result.notes,
+                }
+            )
+        )
         return
     best = (
         "no validation"
