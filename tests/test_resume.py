@@ -205,3 +205,18 @@ def test_sampling_with_replacement_is_said_once_at_the_start(ds, tmp_path):
     err = r.stderr
     assert err.count("drawn with replacement") == 1, err
     assert "normal (3)" in err and "abnormal (3)" in err
+
+
+def test_checkpoints_get_the_umask_mode_like_every_other_artifact(finished):
+    mask = os.umask(0)
+    os.umask(mask)
+    for name in ("best.safetensors", "last.safetensors", "state.pt", "log.jsonl"):
+        assert (finished / name).stat().st_mode & 0o777 == 0o666 & ~mask, name
+
+
+def test_the_train_and_score_commands_import_no_torch():
+    code = (
+        "import sys; from vadkit.cli import load_commands; load_commands(['train']); "
+        "assert 'torch' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
