@@ -189,6 +189,38 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(ds, tmp_path):
     assert log("cut") == log("full") and [r["step"] for r in log("full")] == [2, 4, 6]
 
 
+def test_ctrl_c_while_validating_logs_that_evaluation_once_after_resume(ds, tmp_path, monkeypatch):
+    import vadkit.train as loop
+
+    kw = dict(
+        steps=4, eval_every=2, model_args={"hidden": 8}, val=str(ds["val"]),
+        annotations=str(ds["annotations"]),
+    )  # fmt: skip
+    train(config(ds, tmp_path / "full", **kw))
+    real, calls = loop.validate, []
+
+    def validate_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the evaluation at step 4
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validate", validate_then_interrupt)
+    with pytest.raises(VadkitError, match="interrupted at step 4"):
+        train(config(ds, tmp_path / "cut", **kw))
+    monkeypatch.setattr(loop, "validate", real)
+    train(config(ds, tmp_path / "cut", **kw), resume=True)
+
+    def log(run: str) -> list[dict]:
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert log("cut") == log("full") and [r["step"] for r in log("cut")] == [2, 4]
+    a = weights(tmp_path / "full" / "best.safetensors")
+    b = weights(tmp_path / "cut" / "best.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
 def test_cli_resume_extends_a_run(ds, tmp_path):
     run = tmp_path / "run"
     train(config(ds, run, steps=2, model_args={"hidden": 16}))

@@ -174,11 +174,12 @@ class Trainer:
         self.setup()
         progress = self.start()
         try:
-            while progress.step < self.cfg.steps:
+            while True:
+                if self.ddp.main and self._eval_pending(progress):
+                    self.evaluate(progress)  # and save
+                if progress.step >= self.cfg.steps:
+                    break
                 self.step(progress)
-                if self.ddp.main and self._eval_due(progress.step):
-                    self.evaluate(progress)
-                    self.save(progress)
         except KeyboardInterrupt:
             self.save(progress)
             raise VadkitError(
@@ -225,21 +226,28 @@ class Trainer:
         self.emit(Event("step", progress.step, steps, loss=loss, roc_auc=self._auc(progress)))
 
     def evaluate(self, progress: Progress) -> None:
-        """A log record: mean losses since the last one, validation metrics, the best so far."""
-        record: dict[str, Any] = {
-            "step": progress.step,
-            "loss": progress.take_means(),
-            "lr": self.optimizer.param_groups[0]["lr"],
-            "device": str(self.device),
-        }
-        if self.val is not None:
-            record.update(validate(self.model, self.val.sources, self.val.annotations,
-                                   self.data.spec, self.device))  # fmt: skip
+        """Validation metrics, then (Ctrl-C held) the log record — mean losses since the last
+        one — and the best so far, saved."""
+        metrics = {}
+        if self.val is not None:  # interruptible: nothing has changed yet
+            val = self.val
+            metrics = validate(
+                self.model, val.sources, val.annotations, self.data.spec, self.device
+            )
+        with _deferred_interrupt():
+            record: dict[str, Any] = {
+                "step": progress.step,
+                "loss": progress.take_means(),
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "device": str(self.device),
+                **metrics,
+                "seconds": round(progress.seconds + time.perf_counter() - self.t0, 3),
+            }
+            progress.records.append(record)
             best = progress.best_roc_auc
-            if best is None or record["roc_auc"] > best:
+            if metrics and (best is None or record["roc_auc"] > best):
                 progress.best_step, progress.best_record = progress.step, record
-        record["seconds"] = round(progress.seconds + time.perf_counter() - self.t0, 3)
-        progress.records.append(record)
+            self.save(progress)
         steps = self.cfg.steps
         self.emit(Event("eval", progress.step, steps, roc_auc=record.get("roc_auc"), record=record))
 
@@ -249,8 +257,12 @@ class Trainer:
         self.t0 = now
         self.ckpt.save(self.model, self.optimizer, self.generator, progress)
 
-    def _eval_due(self, step: int) -> bool:
-        return step % self.cfg.eval_every == 0 or step == self.cfg.steps
+    def _eval_pending(self, progress: Progress) -> bool:
+        """An evaluation is due at this step and not yet logged (a run cut while validating
+        evaluates again on resume)."""
+        step, last = progress.step, progress.last_record
+        due = step > 0 and (step % self.cfg.eval_every == 0 or step == self.cfg.steps)
+        return due and (last is None or last["step"] != step)
 
     @staticmethod
     def _auc(progress: Progress) -> float | None:
