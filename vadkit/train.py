@@ -295,10 +295,9 @@ class Trainer:
     def start(self) -> Progress:
         """Restore a resumed run, or make the run directory; say what the run will do."""
         progress = None
-        if self.resume:
-            if self.ddp.main:
-                self.ckpt.write_config(self.cfg.to_json())
+        if self.resume:  # a refused state changes nothing; then the new steps are recorded
             progress = self.ckpt.restore(self.model, self.optimizer, self.generator)
+            self.ckpt.write_config(self.cfg.to_json())
         elif self.ddp.main:
             self.out.mkdir(parents=True, exist_ok=True)
             self.ckpt.write_config(self.cfg.to_json())
