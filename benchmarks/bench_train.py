@@ -23,13 +23,15 @@ import json
 import shutil
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from vadkit.data import Source, TrainingSet
-from vadkit.models import create_model
+from vadkit.models import create_model, model_class
+from vadkit.models.common import CLIP
 
 
 def process_feat(feat: np.ndarray, length: int) -> np.ndarray:
@@ -63,7 +65,7 @@ def write_set(root: Path, videos: int, crops: int, dim: int, mean_t: int, seed: 
     return sources
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--videos", type=int, default=96, help="videos to write (UCF-Crime: 1610)")
     ap.add_argument("--crops", type=int, default=10)
@@ -77,88 +79,117 @@ def main() -> None:
     ap.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
+    return ap.parse_args()
 
+
+def per_step(make, steps: int) -> float:
+    make()  # warm-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        make()
+    return (time.perf_counter() - t) / steps
+
+
+class Pipelines:
+    """The two ways of making a step's bags from the written set."""
+
+    def __init__(self, a: argparse.Namespace, sources: list, data: TrainingSet) -> None:
+        self.a, self.data = a, data
+        self.gen = torch.Generator().manual_seed(a.seed)
+        self.rng = np.random.default_rng(a.seed)
+        self.normal = [s for s in sources if s.label == 0]
+        self.abnormal = [s for s in sources if s.label == 1]
+
+    def vadkit(self):
+        return self.data.sample(self.a.batch_size, self.gen, inputs=(CLIP,), device="cpu")
+
+    def rtfm(self):
+        bags = []
+        for pool in (self.normal, self.abnormal):
+            b = self.a.batch_size
+            pick = self.rng.choice(len(pool), b, replace=len(pool) < b)
+            arr = np.stack([rtfm_item(pool[j].path, self.a.segments) for j in pick])
+            bags.append({CLIP: torch.from_numpy(arr)})
+        return bags[0], bags[1]
+
+
+def time_model(a: argparse.Namespace, pipes: Pipelines) -> dict:
+    """Seconds per whole training step (forward + backward + Adam) with each pipeline."""
+    torch.manual_seed(a.seed)
+    declared = {f.name for f in fields(model_class(a.model).Config)}
+    extra = {"segments": a.segments} if "segments" in declared else {}
+    model = create_model(a.model, feature_dim=a.dim, **extra).train()
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-3, weight_decay=5e-4)
+
+    def step(make):
+        def run():
+            n, ab = make()
+            total, _ = model.loss(n, ab)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+
+        return run
+
+    out = {
+        "vadkit_step_s": per_step(step(pipes.vadkit), a.model_steps),
+        "rtfm_step_s": per_step(step(pipes.rtfm), a.model_steps),
+    }
+    out["step_ratio"] = out["rtfm_step_s"] / out["vadkit_step_s"]
+    return out
+
+
+def measure(a: argparse.Namespace, root: Path) -> dict:
+    t0 = time.perf_counter()
+    sources = write_set(root, a.videos, a.crops, a.dim, a.snippets, a.seed)
+    gb = sum(s.path.stat().st_size for s in sources) / 1e9
+    write_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    data = TrainingSet.load(sources, segments=a.segments, min_snippets=1)
+    load_s = time.perf_counter() - t0
+    pipes = Pipelines(a, sources, data)
+    result = {
+        "videos": a.videos,
+        "crops": a.crops,
+        "dim": a.dim,
+        "mean_snippets": a.snippets,
+        "batch_size": a.batch_size,
+        "gigabytes": round(gb, 2),
+        "write_seconds": round(write_s, 1),
+        "vadkit_load_seconds": round(load_s, 2),
+        "vadkit_data_s_per_step": per_step(pipes.vadkit, a.steps),
+        "rtfm_data_s_per_step": per_step(pipes.rtfm, a.steps),
+    }
+    result["data_ratio"] = result["rtfm_data_s_per_step"] / result["vadkit_data_s_per_step"]
+    if a.model:
+        result.update(time_model(a, pipes))
+    return result
+
+
+def report(a: argparse.Namespace, result: dict) -> None:
+    print(
+        f"{a.videos} videos × {a.crops} crops × ~{a.snippets} snippets × {a.dim} "
+        f"({result['gigabytes']:.1f} GB), b = {a.batch_size} normal + {a.batch_size} abnormal "
+        "per step"
+    )
+    print(f"vadkit: one-time load + resample {result['vadkit_load_seconds']:.1f} s")
+    for k in ("vadkit_data_s_per_step", "rtfm_data_s_per_step", "data_ratio"):
+        print(f"{k:24} {result[k]:.4f}")
+    for k in ("vadkit_step_s", "rtfm_step_s", "step_ratio"):
+        if k in result:
+            print(f"{k:24} {result[k]:.3f}")
+
+
+def main() -> None:
+    a = parse_args()
     root = a.dir or Path(tempfile.mkdtemp(prefix="vadkit-bench-train-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        t0 = time.perf_counter()
-        sources = write_set(root, a.videos, a.crops, a.dim, a.snippets, a.seed)
-        gb = sum(s.path.stat().st_size for s in sources) / 1e9
-        write_s = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        data = TrainingSet.load(sources, segments=a.segments, min_snippets=1)
-        load_s = time.perf_counter() - t0
-        gen = torch.Generator().manual_seed(a.seed)
-        cpu = torch.device("cpu")
-
-        def vadkit_bags():
-            return data.sample(a.batch_size, gen, inputs=("clip",), device=cpu)
-
-        rng = np.random.default_rng(a.seed)
-        normal = [s for s in sources if s.label == 0]
-        abnormal = [s for s in sources if s.label == 1]
-
-        def rtfm_bags():
-            bags = []
-            for pool in (normal, abnormal):
-                pick = rng.choice(len(pool), a.batch_size, replace=len(pool) < a.batch_size)
-                arr = np.stack([rtfm_item(pool[j].path, a.segments) for j in pick])
-                bags.append({"clip": torch.from_numpy(arr)})
-            return bags[0], bags[1]
-
-        def per_step(make, steps):
-            make()  # warm-up
-            t = time.perf_counter()
-            for _ in range(steps):
-                make()
-            return (time.perf_counter() - t) / steps
-
-        result = {
-            "videos": a.videos,
-            "crops": a.crops,
-            "dim": a.dim,
-            "mean_snippets": a.snippets,
-            "batch_size": a.batch_size,
-            "gigabytes": round(gb, 2),
-            "write_seconds": round(write_s, 1),
-            "vadkit_load_seconds": round(load_s, 2),
-            "vadkit_data_s_per_step": per_step(vadkit_bags, a.steps),
-            "rtfm_data_s_per_step": per_step(rtfm_bags, a.steps),
-        }
-        result["data_ratio"] = result["rtfm_data_s_per_step"] / result["vadkit_data_s_per_step"]
-        if a.model:
-            torch.manual_seed(a.seed)
-            model = create_model(a.model, feature_dim=a.dim, segments=a.segments).train()
-            opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-3, weight_decay=5e-4)
-
-            def step(make):
-                def run():
-                    n, ab = make()
-                    total, _ = model.loss(n, ab)
-                    opt.zero_grad(set_to_none=True)
-                    total.backward()
-                    opt.step()
-
-                return run
-
-            result["vadkit_step_s"] = per_step(step(vadkit_bags), a.model_steps)
-            result["rtfm_step_s"] = per_step(step(rtfm_bags), a.model_steps)
-            result["step_ratio"] = result["rtfm_step_s"] / result["vadkit_step_s"]
+        result = measure(a, root)
         if a.json:
             print(json.dumps(result, indent=1))
         else:
-            print(
-                f"{a.videos} videos × {a.crops} crops × ~{a.snippets} snippets × {a.dim} "
-                f"({gb:.1f} GB), b = {a.batch_size} normal + {a.batch_size} abnormal per step"
-            )
-            print(f"vadkit: one-time load + resample {load_s:.1f} s")
-            for k in ("vadkit_data_s_per_step", "rtfm_data_s_per_step", "data_ratio"):
-                print(f"{k:24} {result[k]:.4f}")
-            for k in ("vadkit_step_s", "rtfm_step_s", "step_ratio"):
-                if k in result:
-                    print(f"{k:24} {result[k]:.3f}")
+            report(a, result)
     finally:
         if a.dir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -17,8 +17,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from vadkit.models import create_model
+from vadkit.models.common import CLIP, PATCHES
 
-PAPER = {  # SPEC §3.4 / §6: (parameters, FLOPs) as published
+PAPER = {  # (parameters, FLOPs) as the MSIP and RTFM papers publish them
     "msip": (75.2e6, 17.0e9),
     "rtfm": (24.7e6, 7.9e9),
 }
@@ -28,9 +29,10 @@ def measure(name: str, *, feature_dim: int, segments: int, crops: int, **kw) -> 
     model = create_model(name, feature_dim=feature_dim, segments=segments, **kw).eval()
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.trainable_parameters())
-    bag = {"clip": torch.zeros(1, crops, segments, feature_dim)}
-    if "patches" in model.inputs:
-        bag["patches"] = torch.zeros(1, segments, 49, feature_dim)
+    bag = {CLIP: torch.zeros(1, crops, segments, feature_dim)}
+    if PATCHES in model.inputs:
+        grids = model.config.get("patch_grids") or []
+        bag[PATCHES] = torch.zeros(1, segments, sum(r * c for r, c, *_ in grids), feature_dim)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
         model.scores(bag)

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from dataclasses import dataclass, fields
+
 import numpy as np
 import pytest
 import torch
 
 from vadkit.data import resample_segments
-from vadkit.models import create_model, list_models, model_class
+from vadkit.errors import VadkitError
+from vadkit.io.checkpoint import read_checkpoint, save_checkpoint
+from vadkit.models import create_model, list_models, model_class, register_model
+from vadkit.models.common import PATCHES, ModelConfig, VadModel
 from vadkit.models.mgfn import Focus
 from vadkit.models.msip import MSIP, patch_graph
-from vadkit.models.rtfm import NonLocal1d
-from vadkit.score import build_model, read_checkpoint, save_checkpoint
+from vadkit.models.rtfm import RTFM, NonLocal1d
+from vadkit.score import build_model
 
 D = 32
-# Small widths so every model trains in a blink; the defaults stay the papers'.
-SMALL = {
-    "rtfm": {"hidden": 32},
-    "msip": {"hidden": 32, "graph_dim": 16},
-    "mgfn": {"dims": [16, 32, 64], "dim_head": 16},
-}
 CASES = [(name, stage) for name in list_models() for stage in model_class(name).stages]
 
 
@@ -27,17 +28,18 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def small(name: str, stage: int = 1, **kw):
-    args = {"feature_dim": D, "segments": 12, **SMALL.get(name, {}), **kw}
-    if stage != 1:
-        args["stage"] = stage
-    return create_model(name, **args)
+    cls = model_class(name)
+    declared = {f.name for f in fields(cls.Config)}
+    loop = {"segments": 12, "stage": stage}
+    args = {k: v for k, v in loop.items() if k in declared}
+    return create_model(name, feature_dim=D, **args, **cls.tiny_config(), **kw)
 
 
 def bag(model, b: int = 2, n: int = 2, t: int = 12, *, seed: int = 0, shift: float = 0.0):
     g = torch.Generator().manual_seed(seed)
     out = {"clip": torch.randn(b, n, t, D, generator=g) + shift}
-    if "patches" in model.inputs:
-        out["patches"] = torch.randn(b, t, 49, D, generator=g) + shift
+    if PATCHES in model.inputs:
+        out[PATCHES] = torch.randn(b, t, 49, D, generator=g) + shift
     return out
 
 
@@ -215,3 +217,76 @@ def test_sparsity_and_smoothness_variants():
     # RTFM's code: L2 norm of all scores; smoothness over the flattened batch (crosses videos)
     assert sparsity(s, "rtfm-code").item() == pytest.approx(2.5**0.5)
     assert smoothness(s, "rtfm-code").item() == pytest.approx(1.0 + 0.25 + 0.25 + 0.25)
+
+
+# ---------------------------------------------------------------- the model contract
+
+
+def test_list_models_and_the_package_do_not_import_torch():
+    code = (
+        "import sys, vadkit; from vadkit.models import list_models; "
+        "names = list_models(); cfg = vadkit.TrainConfig; "
+        "assert {'rtfm', 'msip', 'mgfn'} <= set(names), names; "
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"hiden": 8}, r"model rtfm has no setting hiden; its settings are feature_dim, segments"),
+        ({"hidden": "wide"}, r"model rtfm: hidden must be an integer, got 'wide'"),
+        ({"hidden": 1.5}, r"hidden must be an integer"),
+        ({"dropout": True}, r"dropout must be a number"),
+        ({"hidden": 0}, r"hidden must be at least 1"),
+        ({"loss": "l2"}, r"unknown loss variant 'l2'"),
+    ],
+)
+def test_create_model_checks_its_arguments_against_the_config(kwargs, message):
+    with pytest.raises(VadkitError, match=message):
+        create_model("rtfm", feature_dim=D, **kwargs)
+
+
+def test_a_type_error_inside_a_constructor_is_not_called_bad_arguments(monkeypatch):
+    def broken(*args, **kwargs):
+        raise TypeError("a bug in the model")
+
+    monkeypatch.setattr("vadkit.models.rtfm.CTR", broken)
+    with pytest.raises(TypeError, match="a bug in the model"):
+        create_model("rtfm", feature_dim=D)
+
+
+def test_configs_round_trip_through_their_checkpoint_form():
+    for name in list_models():
+        cls = model_class(name)
+        model = create_model(name, feature_dim=D, **cls.tiny_config())
+        again = create_model(name, **model.config)
+        assert again.cfg == model.cfg and isinstance(model.cfg, cls.Config)
+
+
+def test_models_state_their_inputs_and_minimum_snippets():
+    assert RTFM.input_names() == ("clip",) and MSIP.input_names(2) == ("clip", PATCHES)
+    assert create_model("rtfm", feature_dim=D, segments=32).min_snippets == 3
+    assert (
+        create_model(
+            "mgfn", feature_dim=D, segments=12, **model_class("mgfn").tiny_config()
+        ).min_snippets
+        == 1
+    )
+    assert VadModel.min_snippets.fget(None) == 1  # the default: no top-k selection
+
+
+def test_registering_a_taken_name_is_an_error():
+    @dataclass(frozen=True)
+    class Cfg(ModelConfig):
+        pass
+
+    class Impostor(VadModel):
+        name = "rtfm"
+        Config = Cfg
+
+    with pytest.raises(ValueError, match="model name 'rtfm' is already registered"):
+        register_model(Impostor)
+    assert model_class("rtfm") is RTFM
+    assert register_model(RTFM) is RTFM  # the same class again is harmless

@@ -21,15 +21,11 @@ from vadkit.cli import app
 from vadkit.errors import VadkitError
 from vadkit.io.features import PATCH_GRIDS, FeatureMeta, write_features
 from vadkit.io.manifest import Entry, write_manifest
+from vadkit.models import list_models, model_class
+from vadkit.models.common import PATCHES
 from vadkit.score import load_run
 from vadkit.train import Event, TrainConfig, train
 
-# Small widths so training takes seconds on a CPU; the defaults stay the papers'.
-SMALL = {
-    "rtfm": {"hidden": 32},
-    "msip": {"hidden": 32, "graph_dim": 16},
-    "mgfn": {"dims": [16, 32, 64], "dim_head": 16},
-}
 runner = CliRunner()
 
 
@@ -113,7 +109,7 @@ def config(ds: dict, out: Path, model: str = "rtfm", **kw) -> TrainConfig:
         eval_every=2,
         device="cpu",
         segments=12,
-        model_args=dict(SMALL[model]),
+        model_args=dict(model_class(model).tiny_config()),  # seconds on a CPU
     )
     args.update(kw)
     return TrainConfig(**args)
@@ -147,7 +143,7 @@ def test_cli_train_writes_a_self_describing_run(ds, tmp_path):
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["steps"] == 3 and summary["best_roc_auc"] is None
     assert any("best.safetensors is the last" in n for n in summary["notes"])
-    for name in ("best.safetensors", "last.safetensors", "last.state.pt", "config.json"):
+    for name in ("best.safetensors", "last.safetensors", "state.pt", "config.json"):
         assert (run / name).is_file(), name
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [rec["step"] for rec in log] == [2, 3]
@@ -185,6 +181,44 @@ def test_resume_after_interrupt_matches_an_uninterrupted_run(ds, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+    def log(run: str) -> list[dict]:  # the loss means of step 4 span the interruption
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert log("cut") == log("full") and [r["step"] for r in log("full")] == [2, 4, 6]
+
+
+def test_ctrl_c_while_validating_logs_that_evaluation_once_after_resume(ds, tmp_path, monkeypatch):
+    import vadkit.train as loop
+
+    kw = dict(
+        steps=4, eval_every=2, model_args={"hidden": 8}, val=str(ds["val"]),
+        annotations=str(ds["annotations"]),
+    )  # fmt: skip
+    train(config(ds, tmp_path / "full", **kw))
+    real, calls = loop.validate, []
+
+    def validate_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # the evaluation at step 4
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validate", validate_then_interrupt)
+    with pytest.raises(VadkitError, match="interrupted at step 4"):
+        train(config(ds, tmp_path / "cut", **kw))
+    monkeypatch.setattr(loop, "validate", real)
+    train(config(ds, tmp_path / "cut", **kw), resume=True)
+
+    def log(run: str) -> list[dict]:
+        lines = (tmp_path / run / "log.jsonl").read_text().splitlines()
+        return [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in lines]
+
+    assert log("cut") == log("full") and [r["step"] for r in log("cut")] == [2, 4]
+    a = weights(tmp_path / "full" / "best.safetensors")
+    b = weights(tmp_path / "cut" / "best.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_cli_resume_extends_a_run(ds, tmp_path):
@@ -274,32 +308,34 @@ def test_bad_cli_arguments_exit_2(ds, tmp_path):
     assert r.exit_code == 2 and "--model" in error_line(r)
 
 
-@pytest.mark.parametrize("name", ["rtfm", "msip", "mgfn"])
+@pytest.mark.parametrize("name", list_models())
 def test_converges_on_shifted_anomalies(tmp_path_factory, name):
     """Anomalous snippets are shifted along one direction: each model must find them
-    (validation frame-level ROC AUC ≥ 0.95) within seconds of CPU, through `train()`."""
+    (validation frame-level ROC AUC ≥ 0.95) within seconds of CPU, through `train()`; a model
+    with several stages trains each on the run of the one before."""
+    cls = model_class(name)
     root = tmp_path_factory.mktemp(f"conv-{name}")
+    patches = any(PATCHES in cls.input_names(s) for s in cls.stages)
     ds = make_dataset(
-        root, train=(16, 16), val=(8, 8), t_range=(16, 33), patches=name == "msip", shift=4.0
+        root, train=(16, 16), val=(8, 8), t_range=(16, 33), patches=patches, shift=4.0
     )
     common = dict(
         val=str(ds["val"]), annotations=str(ds["annotations"]), segments=32, batch_size=4,
         eval_every=10, seed=0,
     )  # fmt: skip
-    if name == "msip":
-        s1 = train(config(ds, root / "s1", "msip", steps=CONVERGE_STEPS["rtfm"], **common))
-        result = train(
-            config(ds, root / "s2", "msip", stage=2, from_run=str(s1.out), steps=10, **common)
-        )
-        assert load_run(root / "s2").meta["stage"] == 2
-    else:
-        result = train(config(ds, root / "run", name, steps=CONVERGE_STEPS[name], **common))
+    prior = None
+    for stage in cls.stages:
+        steps = CONVERGE_STEPS if prior is None else LATER_STAGE_STEPS
+        kw = dict(stage=stage, from_run=None if prior is None else str(prior.out))
+        result = prior = train(config(ds, root / f"s{stage}", name, steps=steps, **kw, **common))
+    assert load_run(result.out).meta["stage"] == cls.stages[-1]
     log = [json.loads(line) for line in (result.out / "log.jsonl").read_text().splitlines()]
     print(name, [round(rec["roc_auc"], 4) for rec in log])
     assert result.best_roc_auc >= 0.95
 
 
-CONVERGE_STEPS = {"rtfm": 40, "mgfn": 20}
+CONVERGE_STEPS = 30  # first stage
+LATER_STAGE_STEPS = 10
 
 
 def test_ddp_on_two_processes_matches_one_process(ds, tmp_path):
@@ -366,4 +402,4 @@ def test_ctrl_c_saves_last_and_exits_nonzero(ds, tmp_path):
     assert proc.returncode == 1, err
     assert "interrupted at step" in err and "--resume" in err
     step = load_run(run, checkpoint="last").meta["step"]
-    assert step >= 1 and (run / "last.state.pt").is_file()
+    assert step >= 1 and (run / "state.pt").is_file()

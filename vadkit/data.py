@@ -1,5 +1,5 @@
 """Training and scoring inputs: which feature file belongs to a manifest entry, validation of the
-whole set before any step, and the in-memory training set (SPEC §4).
+whole set before any step, and the in-memory training set (docs/DESIGN.md, Training).
 
 Each training video's snippets `(t, n, d)` are resampled once to a fixed number of segments by
 averaging the snippets of `floor(linspace(0, t, S + 1))` bins (RTFM's `process_feat`; an empty
@@ -19,8 +19,9 @@ import numpy as np
 import torch
 
 from vadkit.errors import VadkitError
-from vadkit.io.features import PATCH_GRIDS, SNIPPET_LENGTH, FeatureMeta, load_clip, load_patches
+from vadkit.io.features import PATCH_GRIDS, FeatureMeta, FeatureSpec, load_clip, load_patches
 from vadkit.io.manifest import Entry
+from vadkit.models.common import CLIP, PATCHES
 
 Bag = dict[str, torch.Tensor]
 
@@ -54,33 +55,10 @@ def sources_from_manifest(
     return [Source(e.video, feature_path(e, features), e.label) for e in entries]
 
 
-def spec_of(meta: FeatureMeta | None, crops: int, feature_dim: int) -> dict[str, Any]:
+def spec_of(meta: FeatureMeta | None, crops: int, feature_dim: int) -> FeatureSpec:
     """What a model depends on. Features without metadata (e.g. RTFM's public `.npy`) only tell
     their shape."""
-    if meta is not None:
-        return meta.spec()
-    return {
-        "backbone": None,
-        "feature_dim": feature_dim,
-        "crops": crops,
-        "snippet_length": SNIPPET_LENGTH,
-        "patch_grids": None,
-    }
-
-
-def spec_mismatch(
-    expected: dict[str, Any], got: dict[str, Any], *, patches: bool
-) -> tuple[str, Any, Any] | None:
-    """The first field where `got` does not fit `expected`: `(field, expected, got)`, or None.
-
-    A field unknown on either side (features without metadata) is not compared; the patch layout
-    only matters to a model that reads patches."""
-    keys = ["feature_dim", "crops", "backbone", "snippet_length"]
-    for key in keys + (["patch_grids"] if patches else []):
-        a, b = expected.get(key), got.get(key)
-        if a is not None and b is not None and a != b:
-            return key, a, b
-    return None
+    return FeatureSpec.of(meta, crops, feature_dim)
 
 
 def resample_segments(x: np.ndarray, segments: int) -> np.ndarray:
@@ -139,12 +117,14 @@ class TrainingSet:
         sources: list[Source],
         clips: torch.Tensor,
         patches: torch.Tensor | None,
-        spec: dict[str, Any],
+        spec: FeatureSpec,
+        lengths: list[int] | None = None,
     ) -> None:
         self.sources = sources
         self.clips = clips
         self.patches = patches
         self.spec = spec
+        self.lengths = lengths or []  # snippets of each video before resampling
         labels = torch.tensor([s.label for s in sources])
         self.normal = torch.nonzero(labels == 0).flatten()
         self.abnormal = torch.nonzero(labels == 1).flatten()
@@ -153,13 +133,27 @@ class TrainingSet:
     def metas(self) -> list[FeatureMeta]:
         return [s.meta for s in self.sources if s.meta is not None]
 
+    def classes_short_of(self, batch_size: int) -> list[str]:
+        """The classes with fewer videos than `batch_size` (drawn with replacement)."""
+        pools = (("normal", self.normal), ("abnormal", self.abnormal))
+        return [f"{name} ({len(pool)})" for name, pool in pools if len(pool) < batch_size]
+
+    def require_snippets(self, least: int, *, why: str, name: str = "training manifest") -> None:
+        """Refuse a video with fewer than `least` snippets (before resampling)."""
+        for src, t in zip(self.sources, self.lengths, strict=False):
+            if t < least:
+                raise VadkitError(
+                    f"video {src.video} ({src.path}) has {t} snippet(s), fewer than the "
+                    f"{least} {why}; remove it from the {name}"
+                )
+
     @classmethod
     def load(
         cls,
         sources: list[Source],
         *,
         segments: int,
-        min_snippets: int,
+        min_snippets: int = 1,
         patches: bool = False,
         float16: bool = False,
         name: str = "training manifest",
@@ -167,50 +161,34 @@ class TrainingSet:
     ) -> TrainingSet:
         """Read, check and resample every video. Raises VadkitError before any training step:
         one class only, a video shorter than `min_snippets`, mismatched dims/crops, NaN."""
-        if not sources:
-            raise VadkitError(f"{name} lists no videos")
-        labels = {s.label for s in sources}
-        if labels != {0, 1}:
-            have = "normal (label 0)" if labels == {0} else "abnormal (label 1)"
-            raise VadkitError(
-                f"{name} has only {have} videos ({len(sources)}); training needs both normal "
-                "(label 0) and abnormal (label 1) videos"
-            )
+        _check_labels(sources, name)
         dtype = torch.float16 if float16 else torch.float32
         clips = patch_store = None
-        spec: dict[str, Any] = {}
-        first: Source | None = None
+        spec: FeatureSpec | None = None
+        lengths: list[int] = []
         for i, src in enumerate(sources):
             clip, patch = load_source(src, patches=patches)
             t, n, d = clip.shape
-            if t < min_snippets:
-                raise VadkitError(
-                    f"video {src.video} ({src.path}) has {t} snippet(s), fewer than the "
-                    f"{min_snippets} the top-k selection takes; remove it from the {name}"
-                )
             here = spec_of(src.meta, n, d)
-            if first is None:
-                first, spec = src, here
+            if spec is None:
+                spec = here
                 clips = torch.empty(len(sources), n, segments, d, dtype=dtype)
                 if patch is not None:
                     patch_store = torch.empty(
                         len(sources), segments, patch.shape[1], d, dtype=dtype
                     )
             else:
-                bad = spec_mismatch(spec, here, patches=patches)
-                if bad:
-                    key, want, have = bad
-                    raise VadkitError(
-                        f"{src.path} has {key} {have} but {first.path} has {key} {want}; every "
-                        f"video of the {name} must come from the same extraction"
-                    )
+                _check_same(spec, here, sources[0], src, patches=patches, name=name)
             check_finite(src, clip, patch)
+            lengths.append(t)
             clips[i] = torch.from_numpy(resample_segments(clip, segments)).transpose(0, 1)
             if patch_store is not None:
                 patch_store[i] = torch.from_numpy(resample_segments(patch, segments))
             if progress is not None:
                 progress(i + 1, len(sources))
-        return cls(sources, clips, patch_store, spec)
+        data = cls(sources, clips, patch_store, spec, lengths)
+        data.require_snippets(min_snippets, why="the model needs", name=name)
+        return data
 
     def sample(
         self,
@@ -235,16 +213,40 @@ class TrainingSet:
             else:
                 pick = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
             pick = pick[rank * per : (rank + 1) * per]
-            bag = {"clip": self.clips[pick]}
-            if "patches" in inputs:
-                bag["patches"] = self.patches[pick]
+            bag = {CLIP: self.clips[pick]}
+            if PATCHES in inputs:
+                bag[PATCHES] = self.patches[pick]
             bags.append({k: v.to(device=device, dtype=torch.float32) for k, v in bag.items()})
         return bags[0], bags[1]
 
 
+def _check_labels(sources: list[Source], name: str) -> None:
+    if not sources:
+        raise VadkitError(f"{name} lists no videos")
+    labels = {s.label for s in sources}
+    if labels != {0, 1}:
+        have = "normal (label 0)" if labels == {0} else "abnormal (label 1)"
+        raise VadkitError(
+            f"{name} has only {have} videos ({len(sources)}); training needs both normal "
+            "(label 0) and abnormal (label 1) videos"
+        )
+
+
+def _check_same(
+    spec: FeatureSpec, here: FeatureSpec, first: Source, src: Source, *, patches: bool, name: str
+) -> None:
+    bad = spec.mismatch(here, patches=patches)
+    if bad:
+        key, want, have = bad
+        raise VadkitError(
+            f"{src.path} has {key} {have} but {first.path} has {key} {want}; every "
+            f"video of the {name} must come from the same extraction"
+        )
+
+
 def full_length_bag(clip: np.ndarray, patch: np.ndarray | None, device: torch.device) -> Bag:
     """One video at full length for inference: `clip` `(1, n, t, d)`, `patches` `(1, t, p, d)`."""
-    bag = {"clip": torch.from_numpy(np.array(clip, np.float32)).transpose(0, 1)[None]}
+    bag = {CLIP: torch.from_numpy(np.array(clip, np.float32)).transpose(0, 1)[None]}
     if patch is not None:
-        bag["patches"] = torch.from_numpy(np.array(patch, np.float32))[None]
+        bag[PATCHES] = torch.from_numpy(np.array(patch, np.float32))[None]
     return {k: v.to(device) for k, v in bag.items()}

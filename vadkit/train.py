@@ -1,16 +1,16 @@
-"""The training loop (SPEC §4). It knows nothing about the model it trains: a model from the
-registry exposes `inputs`, `loss(normal, abnormal) -> (total, parts)` and its trainable
-parameters; the loop samples bags, steps the optimizer, evaluates and checkpoints.
+"""The training loop (docs/DESIGN.md, Training). It knows nothing about the model it trains: a
+model from the registry states its config, inputs, stages and minimum snippet count
+(`vadkit.models.common.VadModel`); the loop samples bags, steps the optimizer, evaluates and
+saves. `Trainer.fit` is the whole loop: setup, step, evaluate, save.
 
-A run directory holds:
+A run directory holds (`vadkit.checkpointer` says how they are written):
 
-- `config.json`       the training configuration;
-- `last.safetensors`  weights + metadata after the latest save, `last.state.pt` the optimizer and
-                      RNG states that make `--resume` end with the same weights as an
-                      uninterrupted run (loaded with `weights_only=True`);
+- `config.json`       the training configuration (and the run's id);
+- `state.pt`          everything `--resume` needs, one file replaced atomically;
+- `last.safetensors`  weights + metadata at the latest save;
 - `best.safetensors`  the checkpoint with the best validation ROC AUC (`last` without validation);
 - `log.jsonl`         one JSON line per evaluation: step, mean loss parts since the previous line,
-                      roc_auc, average_precision, seconds.
+                      learning rate, device, roc_auc, average_precision, seconds.
 """
 
 from __future__ import annotations
@@ -18,32 +18,34 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import shutil
 import signal
+import sys
 import threading
 import time
+import types
+import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from vadkit.data import Source, TrainingSet, sources_from_manifest, spec_mismatch
+from vadkit.checkpointer import STATE_FILE, Checkpointer, Progress
+from vadkit.data import Source, TrainingSet, sources_from_manifest
 from vadkit.devices import resolve_device
 from vadkit.distributed import Distributed, sync_batch_norm
 from vadkit.errors import VadkitError
+from vadkit.inference import frame_scores
 from vadkit.io.annotations import read_annotations
-from vadkit.io.atomic import atomic_path, save_json
+from vadkit.io.checkpoint import read_checkpoint
+from vadkit.io.features import FeatureSpec
 from vadkit.io.manifest import read_manifest
 from vadkit.metrics import evaluate
 from vadkit.models import create_model, model_class
-from vadkit.score import (
-    frame_scores,
-    read_checkpoint,
-    save_checkpoint,
-)
+from vadkit.models.common import PATCHES
+from vadkit.train_config import TrainConfig
 
 VALIDATION_NOTE = (
     "vadkit reads no test data unless it is passed as the validation list; the best checkpoint "
@@ -52,47 +54,16 @@ VALIDATION_NOTE = (
 
 
 @dataclass
-class TrainConfig:
-    model: str
-    train: str
-    out: str
-    stage: int = 1
-    features: str | None = None
-    val: str | None = None
-    val_features: str | None = None  # defaults to `features`
-    annotations: str | None = None
-    annotations_format: str = "auto"
-    from_run: str | None = None
-    steps: int = 15000  # RTFM trains 15,000 iterations
-    batch_size: int | None = None  # per class; None: the model's default (RTFM 32, MGFN 16)
-    lr: float = 1e-3  # RTFM, MGFN
-    weight_decay: float = 5e-4  # RTFM/MGFN papers (RTFM's code uses 5e-3)
-    seed: int = 0
-    eval_every: int = 100
-    device: str = "auto"
-    loss: str = "msip"
-    segments: int = 32  # RTFM's 32 segments per training video
-    float16_cache: bool = False
-    naming: str | None = None  # labels of a .list manifest (ucf | xd)
-    abnormal_first: int | None = None
-    model_args: dict[str, Any] = field(default_factory=dict)  # extra constructor arguments
-
-    @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in obj.items() if k in known})
-
-
-@dataclass
 class Event:
     """What the loop reports to its caller (the CLI draws a progress bar from these)."""
 
-    kind: str  # "load" | "step" | "eval" | "save"
+    kind: str  # "load" | "note" | "step" | "eval"
     step: int = 0
     steps: int = 0
     loss: float | None = None
     roc_auc: float | None = None
     record: dict[str, Any] | None = None
+    message: str | None = None
 
 
 @dataclass
@@ -108,6 +79,390 @@ class TrainResult:
 Callback = Callable[[Event], None]
 
 
+@dataclass
+class _Prior:
+    """The run of the previous stage that this one builds on."""
+
+    state: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    path: Path
+
+
+@dataclass
+class _Validation:
+    sources: list[Source]
+    annotations: Any
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    callback: Callback | None = None,
+) -> TrainResult:
+    """Train `cfg.model` and write the run directory `cfg.out`. See the module docstring.
+
+    `resume=True` continues the run in `cfg.out` with its saved configuration; only `steps`
+    and `device` are taken from `cfg` (see `resume_config`)."""
+    if resume:
+        cfg = resume_config(cfg.out, steps=cfg.steps, device=cfg.device)
+    else:
+        _refuse_existing_run(Path(cfg.out))
+        cfg = cfg.with_overrides(run_id=uuid.uuid4().hex)
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    ddp = Distributed.from_env(device)
+    try:
+        return Trainer(cfg, resume=resume, callback=callback, device=device, ddp=ddp).fit()
+    finally:
+        ddp.close()
+
+
+def resume_config(
+    out: str | Path, *, steps: int | None = None, device: str = "auto"
+) -> TrainConfig:
+    """The saved configuration of the run in `out`; a new `steps` (and `device`) replace the
+    saved ones and are recorded in its `config.json`."""
+    out = Path(out)
+    saved = out / "config.json"
+    if not saved.is_file():
+        raise VadkitError(f"{out}: nothing to resume (no config.json)")
+    try:
+        obj = json.loads(saved.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise VadkitError(f"{saved}: damaged run configuration ({e})") from None
+    cfg = TrainConfig.from_json(obj, source=str(saved))
+    if cfg.run_id is None:
+        raise VadkitError(f"{saved}: no run_id (written by an older vadkit); it cannot be resumed")
+    changes = {"out": str(out), "device": device}
+    if steps is not None:
+        changes["steps"] = steps
+    return cfg.with_overrides(**changes)
+
+
+def _refuse_existing_run(out: Path) -> None:
+    if (out / "last.safetensors").exists() or (out / STATE_FILE).exists():
+        raise VadkitError(
+            f"{out} already holds a run; continue it with --resume or choose another -o"
+        )
+
+
+class Trainer:
+    """One training run: `fit()` = setup, then step / evaluate / save until `cfg.steps`."""
+
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        resume: bool,
+        callback: Callback | None,
+        device: torch.device,
+        ddp: Distributed,
+    ) -> None:
+        self.cfg = cfg
+        self.resume = resume
+        self.out = Path(cfg.out)
+        self.ddp = ddp
+        self.device = _rank_device(device, ddp)
+        self.emit: Callback = (callback or _ignore) if ddp.main else _ignore
+        self.notes: list[str] = []
+        self.t0 = time.perf_counter()
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self) -> TrainResult:
+        self.setup()
+        progress = self.start()
+        try:
+            while True:
+                if self.ddp.main and self._eval_pending(progress):
+                    self.evaluate(progress)  # and save
+                if progress.step >= self.cfg.steps:
+                    break
+                self.step(progress)
+        except KeyboardInterrupt:
+            self.save(progress)
+            raise VadkitError(
+                f"interrupted at step {progress.step} of {self.cfg.steps}; saved "
+                f"{self.out / 'last.safetensors'}; continue with: vadkit train --resume -o "
+                f"{self.out}"
+            ) from None
+        self.ddp.barrier()
+        self.ckpt.finish(self.model, progress)
+        return TrainResult(
+            self.out,
+            progress.step,
+            progress.best_step,
+            progress.best_roc_auc,
+            progress.last_record,
+            self.notes,
+        )
+
+    def step(self, progress: Progress) -> None:
+        """One optimizer step on a sampled global batch; its loss joins the running sums."""
+        with _deferred_interrupt():
+            normal, abnormal = self.data.sample(
+                self.batch_size,
+                self.generator,
+                inputs=self.model.inputs,
+                device=self.device,
+                shard=(self.ddp.rank, self.ddp.world),
+            )
+            total, parts = self.loss_fn(normal, abnormal)
+            self.optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            self.optimizer.step()
+            progress.step += 1
+            loss = float(total.detach())
+            if math.isfinite(loss):
+                progress.add(loss, parts)
+        if not math.isfinite(loss):
+            self.save(progress)
+            raise VadkitError(
+                f"loss became {loss} at step {progress.step}; try a lower --lr (saved "
+                f"{self.out / 'last.safetensors'} for inspection)"
+            )
+        steps = self.cfg.steps
+        self.emit(Event("step", progress.step, steps, loss=loss, roc_auc=self._auc(progress)))
+
+    def evaluate(self, progress: Progress) -> None:
+        """Validation metrics, then (Ctrl-C held) the log record — mean losses since the last
+        one — and the best so far, saved."""
+        metrics = {}
+        if self.val is not None:  # interruptible: nothing has changed yet
+            val = self.val
+            metrics = validate(
+                self.model, val.sources, val.annotations, self.data.spec, self.device
+            )
+        with _deferred_interrupt():
+            record: dict[str, Any] = {
+                "step": progress.step,
+                "loss": progress.take_means(),
+                "lr": self.optimizer.param_groups[0]["lr"],
+                "device": str(self.device),
+                **metrics,
+                "seconds": round(progress.seconds + time.perf_counter() - self.t0, 3),
+            }
+            progress.records.append(record)
+            best = progress.best_roc_auc
+            if metrics and (best is None or record["roc_auc"] > best):
+                progress.best_step, progress.best_record = progress.step, record
+            self.save(progress)
+        steps = self.cfg.steps
+        self.emit(Event("eval", progress.step, steps, roc_auc=record.get("roc_auc"), record=record))
+
+    def save(self, progress: Progress) -> None:
+        now = time.perf_counter()
+        progress.seconds += now - self.t0
+        self.t0 = now
+        self.ckpt.save(self.model, self.optimizer, self.generator, progress)
+
+    def _eval_pending(self, progress: Progress) -> bool:
+        """An evaluation is due at this step and not yet logged (a run cut while validating
+        evaluates again on resume)."""
+        step, last = progress.step, progress.last_record
+        due = step > 0 and (step % self.cfg.eval_every == 0 or step == self.cfg.steps)
+        return due and (last is None or last["step"] != step)
+
+    @staticmethod
+    def _auc(progress: Progress) -> float | None:
+        last = progress.last_record
+        return None if last is None else last.get("roc_auc")
+
+    # ------------------------------------------------------------------ setup
+
+    def setup(self) -> None:
+        """Everything before step 1, each input checked: data, validation, model, optimizer."""
+        cfg = self.cfg
+        self.cls = model_class(cfg.model)
+        prior = self._previous_stage()
+        self.data = self._load_training_set()
+        self.val = self._load_validation()
+        self.model = self._build_model(prior)
+        self.data.require_snippets(self.model.min_snippets, why=f"model {cfg.model} needs")
+        self.batch_size = cfg.batch_size or self.cls.default_batch_size
+        self.loss_fn = self._place_model()
+        self.model.train()  # a model's own train() may keep frozen parts in eval mode
+        params = self.model.trainable_parameters()
+        self.optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # the same sampler on every rank: every rank draws the global batch
+        self.generator = torch.Generator().manual_seed(cfg.seed)
+        self.ckpt = Checkpointer(
+            self.out, run_id=cfg.run_id, meta=self._meta(prior),
+            main=self.ddp.main,
+        )  # fmt: skip
+
+    def start(self) -> Progress:
+        """Restore a resumed run, or make the run directory; say what the run will do."""
+        progress = None
+        if self.resume:  # a refused state changes nothing; then the new steps are recorded
+            progress = self.ckpt.restore(self.model, self.optimizer, self.generator)
+            self.ckpt.write_config(self.cfg.to_json())
+        elif self.ddp.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.ckpt.write_config(self.cfg.to_json())
+            with contextlib.suppress(FileNotFoundError):
+                (self.out / "log.jsonl").unlink()
+        progress = progress or Progress()
+        self._say_what_happens(progress)
+        if self.ddp.enabled:
+            # dropout differs per rank; the saved RNG state is rank 0's, so a resumed run (on any
+            # number of processes) reseeds from the step it resumes at
+            torch.manual_seed(self.cfg.seed + self.ddp.rank + 7919 * progress.step)
+            self.ddp.barrier()
+        return progress
+
+    def _say_what_happens(self, progress: Progress) -> None:
+        if self.val is None:
+            self.note("no --val given: best.safetensors is the last checkpoint")
+        short = self.data.classes_short_of(self.batch_size)
+        if short:
+            self.note(
+                f"fewer training videos than --batch-size {self.batch_size} in: "
+                f"{', '.join(short)}; those are drawn with replacement"
+            )
+        if progress.step >= self.cfg.steps:
+            self.note(f"the run already has {progress.step} steps; nothing to do")
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+        self.emit(Event("note", message=message))
+
+    def _previous_stage(self) -> _Prior | None:
+        """The checkpoint of the previous stage's run (`--from`), checked."""
+        if self.cfg.from_run is None:
+            return None
+        p = Path(self.cfg.from_run)
+        path = p if p.is_file() else p / "best.safetensors"
+        state, meta = read_checkpoint(path)
+        want = self.cfg.stage - 1
+        if meta.get("stage", 1) != want:
+            raise VadkitError(
+                f"{path}: --from needs a stage-{want} run, this is {meta.get('model')} stage "
+                f"{meta.get('stage')}"
+            )
+        return _Prior(state, meta, path)
+
+    def _load_training_set(self) -> TrainingSet:
+        cfg = self.cfg
+        return TrainingSet.load(
+            _read_sources(cfg, cfg.train, cfg.features),
+            segments=cfg.segments,
+            patches=PATCHES in self.cls.input_names(cfg.stage),
+            float16=cfg.float16_cache,
+            name=f"training manifest {cfg.train}",
+            progress=lambda i, n: self.emit(Event("load", step=i, steps=n)),
+        )
+
+    def _load_validation(self) -> _Validation | None:
+        cfg = self.cfg
+        if cfg.val is None:
+            return None
+        sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features)
+        annotations = read_annotations(cfg.annotations, format=cfg.annotations_format)
+        for src in sources:  # a video the annotation lacks fails now, not at the first eval
+            if not src.path.is_file():
+                raise VadkitError(
+                    f"validation video {src.video}: {src.path}: feature file not found"
+                )
+            try:
+                annotations.truth(src.video)
+            except VadkitError as e:
+                raise VadkitError(f"--val {cfg.val}: {e}") from None
+        return _Validation(sources, annotations)
+
+    def _build_model(self, prior: _Prior | None) -> nn.Module:
+        """The model with its sizes taken from the data (never literals) and, for a later
+        stage, what it takes from the previous stage's run."""
+        cfg, spec = self.cfg, self.data.spec
+        known: dict[str, Any] = {"feature_dim": spec.feature_dim}
+        if PATCHES in self.cls.input_names(cfg.stage) and spec.grids:
+            known["patch_grids"] = spec.grids
+        if prior is not None:
+            _check_prior_features(prior, spec)
+            old = prior.meta["model_args"]
+            known.update({k: old[k] for k in self.cls.stage1_args if k in old})
+        torch.manual_seed(cfg.seed)
+        model = create_model(cfg.model, **cfg.model_kwargs(**known))
+        if prior is not None:
+            try:
+                model.load_stage1(prior.state, source=str(prior.path))
+            except ValueError as e:
+                raise VadkitError(str(e)) from None
+        return model
+
+    def _place_model(self) -> Callable:
+        """Move the model to its device (DDP-wrapped under torchrun); return the loss to call."""
+        model, ddp = self.model, self.ddp
+        if not ddp.enabled:
+            model.to(self.device)
+            return model.loss
+        if self.batch_size % ddp.world:
+            raise VadkitError(
+                f"--batch-size {self.batch_size} (the global batch per class) must be divisible "
+                f"by the {ddp.world} processes torchrun started"
+            )
+        self.model = model = sync_batch_norm(model, self.device)
+        model.to(self.device)
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return nn.parallel.DistributedDataParallel(_LossModule(model), device_ids=ids)
+
+    def _meta(self, prior: _Prior | None) -> dict[str, Any]:
+        """What every checkpoint of this run records besides its step and metrics."""
+        cfg, model = self.cfg, self.model
+        return {
+            "model": cfg.model,
+            "model_args": model.config,
+            "stage": cfg.stage,
+            "feature_spec": self.data.spec.to_dict(),
+            "extraction": _extraction(self.data),
+            "train_config": cfg.to_json(),
+            "trainable_parameters": sum(p.numel() for p in model.trainable_parameters()),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "validation": {
+                "manifest": _abs(cfg.val),
+                "annotations": _abs(cfg.annotations),
+                "note": VALIDATION_NOTE,
+            },
+            "stage1": None if prior is None else _abs(str(prior.path)),
+        }
+
+
+def validate(
+    model: torch.nn.Module,
+    sources: list[Source],
+    annotations: Any,
+    spec: FeatureSpec,
+    device: torch.device,
+) -> dict[str, Any]:
+    """Frame-level ROC AUC and AP of `model` on the validation videos."""
+    scores, counts = frame_scores(model, sources, spec=spec, device=device)
+    m = evaluate(scores, annotations, frame_counts=counts)
+    return {"roc_auc": m["roc_auc"], "average_precision": m["average_precision"]}
+
+
+def _check_prior_features(prior: _Prior, spec: FeatureSpec) -> None:
+    theirs = FeatureSpec.from_dict(prior.meta.get("feature_spec"), source=str(prior.path))
+    bad = theirs.mismatch(spec, patches=False)
+    if bad:
+        key, want, have = bad
+        raise VadkitError(
+            f"training features have {key} {have} but the stage-1 run {prior.path} was "
+            f"trained on {key} {want}"
+        )
+
+
+def _rank_device(device: torch.device, ddp: Distributed) -> torch.device:
+    if ddp.enabled and device.type == "cuda":
+        device = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+def _ignore(event: Event) -> None:
+    pass
+
+
 def _abs(p: str | None) -> str | None:
     return None if p is None else str(Path(p).resolve())
 
@@ -115,63 +470,6 @@ def _abs(p: str | None) -> str | None:
 def _read_sources(cfg: TrainConfig, manifest: str, features: str | None) -> list[Source]:
     entries = read_manifest(manifest, abnormal_first=cfg.abnormal_first, naming=cfg.naming)
     return sources_from_manifest(entries, features)
-
-
-def _stage1(cfg: TrainConfig) -> tuple[dict[str, torch.Tensor], dict[str, Any], Path]:
-    if cfg.from_run is None:
-        raise VadkitError(
-            f"stage 2 of {cfg.model} trains on top of a stage-1 run: pass --from RUN_STAGE1 "
-            f"(train it first with --stage 1)"
-        )
-    p = Path(cfg.from_run)
-    path = p if p.is_file() else p / "best.safetensors"
-    state, meta = read_checkpoint(path)
-    if meta.get("stage", 1) != 1:
-        raise VadkitError(
-            f"{path}: --from needs a stage-1 run, this is {meta.get('model')} stage "
-            f"{meta.get('stage')}"
-        )
-    return state, meta, path
-
-
-def build_for_data(
-    cfg: TrainConfig, data: TrainingSet, stage1_meta: dict | None
-) -> torch.nn.Module:
-    """Construct the model with its sizes taken from the data (never literals)."""
-    cls = model_class(cfg.model)
-    args: dict[str, Any] = {
-        "feature_dim": data.spec["feature_dim"],
-        "segments": cfg.segments,
-        "loss": cfg.loss,
-    }
-    if len(cls.stages) > 1:
-        args["stage"] = cfg.stage
-    if "patches" in cls.input_names(cfg.stage) and data.spec.get("patch_grids"):
-        args["patch_grids"] = [list(g) for g in data.spec["patch_grids"].values()]
-    if stage1_meta is not None:
-        for key in cls.stage1_args:
-            if key in stage1_meta["model_args"]:
-                args[key] = stage1_meta["model_args"][key]
-    args.update(cfg.model_args)
-    return create_model(cfg.model, **args)
-
-
-def _validate_config(cfg: TrainConfig) -> None:
-    cls = model_class(cfg.model)
-    if cfg.stage not in cls.stages:
-        raise VadkitError(
-            f"model {cfg.model} trains in stage(s) {', '.join(map(str, cls.stages))}, "
-            f"not --stage {cfg.stage}"
-        )
-    if cfg.stage == 1 and cfg.from_run is not None:
-        raise VadkitError("--from is for stage 2 (it names the stage-1 run to build on)")
-    for name in ("steps", "eval_every", "segments"):
-        if getattr(cfg, name) < 1:
-            raise VadkitError(f"--{name.replace('_', '-')} must be at least 1")
-    if cfg.batch_size is not None and cfg.batch_size < 1:
-        raise VadkitError("--batch-size must be at least 1")
-    if (cfg.val is None) != (cfg.annotations is None):
-        raise VadkitError("--val and --annotations go together: validation needs ground truth")
 
 
 @contextlib.contextmanager
@@ -190,43 +488,6 @@ def _deferred_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
-class _State:
-    """Everything besides the weights that `--resume` needs."""
-
-    def __init__(self, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
-        self.optimizer = optimizer
-        self.generator = generator
-        self.best_step: int | None = None
-        self.best_roc_auc: float | None = None
-
-    def save(self, path: Path, step: int) -> None:
-        obj = {
-            "step": step,
-            "optimizer": self.optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "sampler_rng": self.generator.get_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            "best_step": -1 if self.best_step is None else self.best_step,
-            "best_roc_auc": math.nan if self.best_roc_auc is None else self.best_roc_auc,
-        }
-        with atomic_path(path) as tmp:
-            torch.save(obj, tmp)
-
-    def load(self, path: Path) -> int:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True)
-        except (OSError, RuntimeError) as e:
-            raise VadkitError(f"{path}: unreadable training state ({e})") from None
-        self.optimizer.load_state_dict(obj["optimizer"])
-        torch.set_rng_state(obj["torch_rng"])
-        self.generator.set_state(obj["sampler_rng"])
-        if obj["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(obj["cuda_rng"])
-        self.best_step = None if obj["best_step"] < 0 else int(obj["best_step"])
-        self.best_roc_auc = None if math.isnan(obj["best_roc_auc"]) else obj["best_roc_auc"]
-        return int(obj["step"])
-
-
 class _LossModule(nn.Module):
     """DDP wraps `forward`; the loop calls `loss`: this puts one behind the other."""
 
@@ -236,253 +497,6 @@ class _LossModule(nn.Module):
 
     def forward(self, normal, abnormal):
         return self.model.loss(normal, abnormal)
-
-
-def train(
-    cfg: TrainConfig,
-    *,
-    resume: bool = False,
-    callback: Callback | None = None,
-) -> TrainResult:
-    """Train `cfg.model` and write the run directory `cfg.out`. See the module docstring."""
-    emit = callback or (lambda event: None)
-    out = Path(cfg.out)
-    if resume:
-        saved = out / "config.json"
-        if not saved.exists() or not (out / "last.safetensors").exists():
-            raise VadkitError(f"{out}: nothing to resume (no config.json / last.safetensors)")
-        old = TrainConfig.from_json(json.loads(saved.read_text()))
-        # a resumed run keeps its data and model; only the length and where it runs may change
-        cfg = TrainConfig.from_json(
-            {**asdict(old), "steps": cfg.steps, "device": cfg.device, "out": cfg.out}
-        )
-    elif (out / "last.safetensors").exists():
-        raise VadkitError(
-            f"{out} already holds a run; continue it with --resume or choose another -o"
-        )
-    _validate_config(cfg)
-    device = resolve_device(cfg.device)
-    ddp = Distributed.from_env(device)
-    try:
-        return _train(cfg, resume, emit, out, device, ddp)
-    finally:
-        ddp.close()
-
-
-def _train(
-    cfg: TrainConfig,
-    resume: bool,
-    emit: Callback,
-    out: Path,
-    device: torch.device,
-    ddp: Distributed,
-) -> TrainResult:
-    if ddp.enabled and device.type == "cuda":
-        device = torch.device("cuda", ddp.local_rank)
-        torch.cuda.set_device(device)
-    if not ddp.main:
-        emit = lambda event: None  # noqa: E731  (rank 0 reports)
-    notes: list[str] = []
-
-    stage1_state = stage1_meta = None
-    if cfg.stage == 2:
-        stage1_state, stage1_meta, stage1_path = _stage1(cfg)
-    cls = model_class(cfg.model)
-    needs_patches = "patches" in cls.input_names(cfg.stage)
-    min_snippets = max(1, cfg.segments // 10)  # the top-k selection's k
-
-    def loading(i: int, n: int) -> None:
-        emit(Event("load", step=i, steps=n))
-
-    train_sources = _read_sources(cfg, cfg.train, cfg.features)
-    data = TrainingSet.load(
-        train_sources,
-        segments=cfg.segments,
-        min_snippets=min_snippets,
-        patches=needs_patches,
-        float16=cfg.float16_cache,
-        name=f"training manifest {cfg.train}",
-        progress=loading,
-    )
-    val_sources: list[Source] = []
-    annotations = None
-    if cfg.val is not None:
-        val_sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features)
-        annotations = read_annotations(cfg.annotations, format=cfg.annotations_format)
-    else:
-        notes.append("no --val given: best.safetensors is the last checkpoint")
-
-    torch.manual_seed(cfg.seed)
-    model = build_for_data(cfg, data, stage1_meta)
-    if stage1_state is not None:
-        s1_spec = stage1_meta["feature_spec"]
-        bad = spec_mismatch(s1_spec, data.spec, patches=False)
-        if bad:
-            key, want, have = bad
-            raise VadkitError(
-                f"training features have {key} {have} but the stage-1 run {stage1_path} was "
-                f"trained on {key} {want}"
-            )
-        try:
-            model.load_stage1(stage1_state, source=str(stage1_path))
-        except ValueError as e:
-            raise VadkitError(str(e)) from None
-    if resume:
-        weights, _ = read_checkpoint(out / "last.safetensors")
-        model.load_state_dict(weights)
-    batch_size = cfg.batch_size or cls.default_batch_size
-    loss_fn = model.loss
-    if ddp.enabled:
-        if batch_size % ddp.world:
-            raise VadkitError(
-                f"--batch-size {batch_size} (the global batch per class) must be divisible by "
-                f"the {ddp.world} processes torchrun started"
-            )
-        model = sync_batch_norm(model, device)
-    model.to(device)
-    if ddp.enabled:
-        wrapped = nn.parallel.DistributedDataParallel(
-            _LossModule(model), device_ids=[device.index] if device.type == "cuda" else None
-        )
-        loss_fn = wrapped
-    params = model.trainable_parameters()
-    optimizer = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    generator = torch.Generator().manual_seed(cfg.seed)  # same on every rank: the global batch
-    state = _State(optimizer, generator)
-
-    start = 0
-    if resume:
-        start = state.load(out / "last.state.pt")
-        if start >= cfg.steps:
-            notes.append(f"the run already has {start} steps; nothing to do")
-    elif ddp.main:
-        out.mkdir(parents=True, exist_ok=True)
-        save_json(out / "config.json", _config_json(cfg))
-        with contextlib.suppress(FileNotFoundError):
-            (out / "log.jsonl").unlink()
-    if ddp.enabled:
-        # dropout differs per rank; the saved RNG state is rank 0's, so a resumed run (on any
-        # number of processes) reseeds from the step it resumes at
-        torch.manual_seed(cfg.seed + ddp.rank + 7919 * start)
-        ddp.barrier()
-
-    meta_base = {
-        "model": cfg.model,
-        "model_args": model.config,
-        "stage": cfg.stage,
-        "feature_spec": data.spec,
-        "extraction": _extraction(data),
-        "train_config": _config_json(cfg),
-        "trainable_parameters": sum(p.numel() for p in params),
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "validation": {
-            "manifest": _abs(cfg.val),
-            "annotations": _abs(cfg.annotations),
-            "note": VALIDATION_NOTE,
-        },
-        "stage1": None if stage1_meta is None else _abs(str(stage1_path)),
-    }
-
-    def save(name: str, step: int, record: dict | None) -> None:
-        if not ddp.main:
-            return
-        meta = {**meta_base, "step": step, "metrics": record}
-        save_checkpoint(out / f"{name}.safetensors", model, meta)
-        if name == "last":
-            state.save(out / "last.state.pt", step)
-        emit(Event("save", step=step, steps=cfg.steps))
-
-    sums: dict[str, float] = {}
-    count = 0
-    last_auc = state.best_roc_auc
-    last_record: dict | None = None
-    t0 = time.perf_counter()
-    step = start
-    model.train()
-    try:
-        while step < cfg.steps:
-            with _deferred_interrupt():
-                normal, abnormal = data.sample(
-                    batch_size,
-                    generator,
-                    inputs=model.inputs,
-                    device=device,
-                    shard=(ddp.rank, ddp.world),
-                )
-                total, parts = loss_fn(normal, abnormal)
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                optimizer.step()
-                step += 1
-            loss = float(total.detach())
-            if not math.isfinite(loss):
-                save("last", step, None)
-                raise VadkitError(
-                    f"loss became {loss} at step {step}; try a lower --lr (saved "
-                    f"{out / 'last.safetensors'} for inspection)"
-                )
-            sums["total"] = sums.get("total", 0.0) + loss
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
-            emit(Event("step", step=step, steps=cfg.steps, loss=loss, roc_auc=last_auc))
-            if ddp.main and (step % cfg.eval_every == 0 or step == cfg.steps):
-                record = {"step": step, "loss": {k: v / count for k, v in sums.items()}}
-                sums, count = {}, 0
-                if annotations is not None:
-                    metrics = validate(model, val_sources, annotations, data.spec, device)
-                    record.update(metrics)
-                    last_auc = metrics["roc_auc"]
-                record["seconds"] = round(time.perf_counter() - t0, 3)
-                _append_log(out / "log.jsonl", record)
-                last_record = record
-                emit(Event("eval", step=step, steps=cfg.steps, roc_auc=last_auc, record=record))
-                save("last", step, record)
-                if annotations is not None and (
-                    state.best_roc_auc is None or record["roc_auc"] > state.best_roc_auc
-                ):
-                    state.best_step, state.best_roc_auc = step, record["roc_auc"]
-                    save("best", step, record)
-                    state.save(out / "last.state.pt", step)  # remember the new best
-    except KeyboardInterrupt:
-        save("last", step, last_record)
-        raise VadkitError(
-            f"interrupted at step {step} of {cfg.steps}; saved {out / 'last.safetensors'}; "
-            f"continue with: vadkit train --resume -o {out}"
-        ) from None
-
-    ddp.barrier()
-    if annotations is None and ddp.main:
-        with atomic_path(out / "best.safetensors") as tmp:
-            shutil.copyfile(out / "last.safetensors", tmp)
-    return TrainResult(out, step, state.best_step, state.best_roc_auc, last_record, notes)
-
-
-def validate(
-    model: torch.nn.Module,
-    sources: list[Source],
-    annotations: Any,
-    spec: dict[str, Any],
-    device: torch.device,
-) -> dict[str, Any]:
-    """Frame-level ROC AUC and AP of `model` on the validation videos (SPEC §5)."""
-    scores, counts = frame_scores(model, sources, spec=spec, device=device)
-    m = evaluate(scores, annotations, frame_counts=counts)
-    return {"roc_auc": m["roc_auc"], "average_precision": m["average_precision"]}
-
-
-def _append_log(path: Path, record: dict[str, Any]) -> None:
-    """Rewrite the log with one more line, atomically (a crash never leaves half a line)."""
-    old = path.read_text() if path.exists() else ""
-    with atomic_path(path) as tmp:
-        tmp.write_text(old + json.dumps(record) + "\n")
-
-
-def _config_json(cfg: TrainConfig) -> dict[str, Any]:
-    obj = asdict(cfg)
-    for key in ("train", "features", "val", "val_features", "annotations", "from_run", "out"):
-        obj[key] = _abs(obj[key])
-    return obj
 
 
 def _extraction(data: TrainingSet) -> dict[str, Any] | None:
@@ -506,4 +520,15 @@ def _extraction(data: TrainingSet) -> dict[str, Any] | None:
     }
 
 
-__all__ = ["Event", "TrainConfig", "TrainResult", "train", "validate"]
+__all__ = ["Event", "TrainConfig", "TrainResult", "Trainer", "resume_config", "train", "validate"]
+
+
+class _CallableModule(types.ModuleType):
+    """`vadkit.train` names both this module and its `train` function (the public API); once
+    the module is imported the package attribute is the module, so calling it trains."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule

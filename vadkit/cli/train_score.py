@@ -1,12 +1,19 @@
-"""`vadkit train` and `vadkit score`: thin wrappers over `vadkit.train` and `vadkit.score`."""
+"""`vadkit train` and `vadkit score`: thin wrappers over `vadkit.train` and `vadkit.score`.
+
+Defaults and choices come from the library (`TrainConfig`, the model registry, the loss
+variants, the annotation formats); validation happens there too. Nothing here imports torch at
+import time: the command bodies import the library.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from dataclasses import fields
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -21,15 +28,25 @@ from rich.progress import (
 
 from vadkit.cli.base import app
 from vadkit.errors import VadkitError
-from vadkit.models import list_models
-from vadkit.models.common import LOSS_VARIANTS
-from vadkit.score import extract_for_run, load_run, resolve_inputs, score_to_dir
-from vadkit.train import Event, TrainConfig, train
+from vadkit.io.annotations import FORMATS
+from vadkit.models import LOSS_VARIANTS, list_models
+from vadkit.train_config import TrainConfig
 
-DEVICES = ("auto", "cpu", "cuda")
+DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps (auto: this process's GPU if any, else the CPU)."
+DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
+
+ModelName = Enum("ModelName", {n: n for n in list_models()}, type=str)
+LossVariant = Enum("LossVariant", {n: n for n in LOSS_VARIANTS}, type=str)
+AnnotationsFormat = Enum("AnnotationsFormat", {n: n for n in ("auto", *FORMATS)}, type=str)
+
+
+class Checkpoint(str, Enum):
+    best = "best"
+    last = "last"
 
 
 def _progress(console: Console) -> Progress:
+    """The progress display of both commands (to become `vadkit.cli.progress`'s reporter)."""
     return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -41,11 +58,6 @@ def _progress(console: Console) -> Progress:
         transient=True,
         disable=not console.is_terminal,  # a log file gets the summary, not bar redraws
     )
-
-
-def _choice(value: str | None, choices: tuple[str, ...] | list[str], flag: str) -> None:
-    if value is not None and value not in choices:
-        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", param_hint=flag)
 
 
 def _model_args(items: list[str]) -> dict:
@@ -61,157 +73,175 @@ def _model_args(items: list[str]) -> dict:
     return args
 
 
+def _str(p: Path | None) -> str | None:
+    return None if p is None else str(p)
+
+
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else choice.value
+
+
+def _opt(*names: str, help: str, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, **kw)
+
+
+D = DEFAULTS
+OutOpt = Annotated[Path, _opt("--out", "-o", help="Run directory to write.")]
+ModelOpt = Annotated[ModelName | None, _opt(help="Model to train.", show_default=False)]
+StageOpt = Annotated[
+    int, _opt(help="1: CTR + classifier (or MGFN); 2: MSIP's MPSR on a stage-1 run.")
+]
+TrainOpt = Annotated[
+    Path | None, _opt("--train", help="Training manifest (CSV video,label[,path] or .list).")
+]
+FeaturesOpt = Annotated[
+    Path | None,
+    _opt(help="Feature directory (FEATS/VIDEO.npy) for entries without a .npy path."),
+]
+ValOpt = Annotated[
+    Path | None, _opt(help="Validation manifest, evaluated every --eval-every steps.")
+]
+ValFeaturesOpt = Annotated[
+    Path | None, _opt(help="Feature directory of the validation videos [--features].")
+]
+AnnotationsOpt = Annotated[
+    Path | None, _opt("--annotations", "-a", help="Ground truth of the validation videos.")
+]
+FormatOpt = Annotated[
+    AnnotationsFormat, _opt("--annotations-format", "-f", help="Format of --annotations.")
+]
+FromOpt = Annotated[Path | None, _opt("--from", help="Stage-1 run that stage 2 builds on.")]
+StepsOpt = Annotated[
+    int | None, _opt(help=f"Training steps [{D['steps']}, RTFM's; --resume: the run's].")
+]
+BatchOpt = Annotated[
+    int | None,
+    _opt(help="Normal (and abnormal) videos per step [the model's: RTFM 32, MGFN 16]."),
+]
+LrOpt = Annotated[float, _opt(help="Adam learning rate.")]
+WeightDecayOpt = Annotated[float, _opt(help="Adam weight decay (papers 5e-4; RTFM's code 5e-3).")]
+SeedOpt = Annotated[int, _opt(help="Seed of initialisation, sampling and dropout.")]
+EvalEveryOpt = Annotated[int, _opt(help="Evaluate and save `last` every N steps.")]
+DeviceOpt = Annotated[str, _opt(help=DEVICE_HELP)]
+ResumeOpt = Annotated[bool, _opt("--resume", help="Continue the run in -o from its last save.")]
+LossOpt = Annotated[
+    LossVariant, _opt(help="Sparsity/smoothness form: msip (paper, per video) or rtfm-code.")
+]
+SegmentsOpt = Annotated[int, _opt(help="Segments per training video (RTFM: 32).")]
+Float16Opt = Annotated[bool, _opt("--float16-cache", help="Hold training features as float16.")]
+NamingOpt = Annotated[str | None, _opt(help="Labels of a .list manifest by name: ucf or xd.")]
+AbnormalFirstOpt = Annotated[
+    int | None, _opt(help="Labels of a .list manifest: the first N are abnormal.")
+]
+ModelArgOpt = Annotated[
+    list[str] | None,
+    _opt(
+        "--model-arg",
+        help="Model config field KEY=VALUE (VALUE as JSON), e.g. hidden=256; repeatable.",
+    ),
+]
+JsonOpt = Annotated[bool, _opt("--json", help="Print the summary as JSON.")]
+
+
 @app.command("train")
 def train_command(
-    out: Annotated[Path, typer.Option("--out", "-o", help="Run directory to write.")],
-    model: Annotated[
-        str | None, typer.Option(help=f"Model: {', '.join(list_models())}.", show_default=False)
-    ] = None,
-    stage: Annotated[
-        int, typer.Option(help="1: CTR + classifier (or MGFN); 2: MSIP's MPSR on a stage-1 run.")
-    ] = 1,
-    train_manifest: Annotated[
-        Path | None,
-        typer.Option("--train", help="Training manifest (CSV video,label[,path] or .list)."),
-    ] = None,
-    features: Annotated[
-        Path | None,
-        typer.Option(help="Feature directory (FEATS/VIDEO.npy) for entries without a .npy path."),
-    ] = None,
-    val: Annotated[
-        Path | None, typer.Option(help="Validation manifest, evaluated every --eval-every steps.")
-    ] = None,
-    val_features: Annotated[
-        Path | None, typer.Option(help="Feature directory of the validation videos [--features].")
-    ] = None,
-    annotations: Annotated[
-        Path | None, typer.Option(help="Ground truth of the validation videos.")
-    ] = None,
-    annotations_format: Annotated[
-        str, typer.Option(help="auto|ucf|ucf-frames|xd|shanghaitech|csv|legacy.")
-    ] = "auto",
-    from_run: Annotated[
-        Path | None, typer.Option("--from", help="Stage-1 run that stage 2 builds on.")
-    ] = None,
-    steps: Annotated[
-        int | None, typer.Option(help="Training steps [15000, RTFM's; --resume: the run's].")
-    ] = None,
-    batch_size: Annotated[
-        int | None,
-        typer.Option(help="Normal (and abnormal) videos per step [model's: RTFM 32, MGFN 16]."),
-    ] = None,
-    lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
-    weight_decay: Annotated[
-        float, typer.Option(help="Adam weight decay (papers 5e-4; RTFM's code 5e-3).")
-    ] = 5e-4,
-    seed: Annotated[int, typer.Option(help="Seed of initialisation, sampling and dropout.")] = 0,
-    eval_every: Annotated[int, typer.Option(help="Evaluate and save `last` every N steps.")] = 100,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint.")
-    ] = False,
-    loss: Annotated[
-        str,
-        typer.Option(help="Sparsity/smoothness form: msip (paper, per video) or rtfm-code."),
-    ] = "msip",
-    segments: Annotated[int, typer.Option(help="Segments per training video (RTFM: 32).")] = 32,
-    float16_cache: Annotated[
-        bool, typer.Option("--float16-cache", help="Hold training features as float16.")
-    ] = False,
-    naming: Annotated[
-        str | None, typer.Option(help="Labels of a .list manifest by name: ucf or xd.")
-    ] = None,
-    abnormal_first: Annotated[
-        int | None, typer.Option(help="Labels of a .list manifest: the first N are abnormal.")
-    ] = None,
-    model_arg: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--model-arg",
-            help="Constructor argument KEY=VALUE (VALUE as JSON), e.g. hidden=256; repeatable.",
-        ),
-    ] = None,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    out: OutOpt,
+    model: ModelOpt = None,
+    stage: StageOpt = D["stage"],
+    train_manifest: TrainOpt = None,
+    features: FeaturesOpt = None,
+    val: ValOpt = None,
+    val_features: ValFeaturesOpt = None,
+    annotations: AnnotationsOpt = None,
+    annotations_format: FormatOpt = D["annotations_format"],
+    from_run: FromOpt = None,
+    steps: StepsOpt = None,
+    batch_size: BatchOpt = D["batch_size"],
+    lr: LrOpt = D["lr"],
+    weight_decay: WeightDecayOpt = D["weight_decay"],
+    seed: SeedOpt = D["seed"],
+    eval_every: EvalEveryOpt = D["eval_every"],
+    device: DeviceOpt = D["device"],
+    resume: ResumeOpt = False,
+    loss: LossOpt = D["loss"],
+    segments: SegmentsOpt = D["segments"],
+    float16_cache: Float16Opt = D["float16_cache"],
+    naming: NamingOpt = None,
+    abnormal_first: AbnormalFirstOpt = None,
+    model_arg: ModelArgOpt = None,
+    json_out: JsonOpt = False,
 ) -> None:
     """Train a model on extracted features; write RUN/{best,last}.safetensors, log.jsonl."""
-    _choice(device, DEVICES, "--device")
-    _choice(loss, LOSS_VARIANTS, "--loss")
-    _choice(model, list_models(), "--model")
+    from vadkit.train import resume_config
+
     if resume:
-        saved = out / "config.json"
-        if not saved.exists():
-            raise VadkitError(f"{out}: nothing to resume (no config.json)")
-        cfg = TrainConfig.from_json(json.loads(saved.read_text()))
-        cfg.out = str(out)
-        cfg.device = device
-        if steps is not None:
-            cfg.steps = steps
+        cfg = resume_config(out, steps=steps, device=device)
     else:
         if model is None:
             raise typer.BadParameter("choose a model", param_hint="--model")
         if train_manifest is None:
             raise typer.BadParameter("a training manifest is needed", param_hint="--train")
         cfg = TrainConfig(
-            model=model,
-            train=str(train_manifest),
-            out=str(out),
-            stage=stage,
-            features=None if features is None else str(features),
-            val=None if val is None else str(val),
-            val_features=None if val_features is None else str(val_features),
-            annotations=None if annotations is None else str(annotations),
-            annotations_format=annotations_format,
-            from_run=None if from_run is None else str(from_run),
-            steps=15000 if steps is None else steps,
-            batch_size=batch_size,
-            lr=lr,
-            weight_decay=weight_decay,
-            seed=seed,
-            eval_every=eval_every,
-            device=device,
-            loss=loss,
-            segments=segments,
-            float16_cache=float16_cache,
-            naming=naming,
-            abnormal_first=abnormal_first,
+            model=model.value, train=str(train_manifest), out=str(out), stage=stage,
+            features=_str(features), val=_str(val), val_features=_str(val_features),
+            annotations=_str(annotations), annotations_format=annotations_format.value,
+            from_run=_str(from_run), steps=D["steps"] if steps is None else steps,
+            batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
+            eval_every=eval_every, device=device, loss=loss.value, segments=segments,
+            float16_cache=float16_cache, naming=naming, abnormal_first=abnormal_first,
             model_args=_model_args(model_arg or []),
+        )  # fmt: skip
+    _print_summary(_run_training(cfg, resume), json_out)
+
+
+def _print_summary(result: Any, json_out: bool) -> None:
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "run": str(result.out),
+                    "steps": result.step,
+                    "best_step": result.best_step,
+                    "best_roc_auc": result.best_roc_auc,
+                    "last": result.last_record,
+                    "notes": result.notes,
+                }
+            )
         )
+        return
+    best = (
+        "no validation"
+        if result.best_roc_auc is None
+        else f"best ROC AUC {result.best_roc_auc:.4f} at step {result.best_step}"
+    )
+    typer.echo(f"{result.out}: {result.step} steps, {best}")
+
+
+def _run_training(cfg: TrainConfig, resume: bool):
+    """`vadkit.train.train` with a progress bar; notes are printed when the loop says them."""
+    from vadkit.train import Event, train
+
     console = Console(stderr=True)
     with _progress(console) as bar:
         load_task = bar.add_task("loading features", total=None, info="")
-        step_task = None
+        tasks: dict[str, Any] = {}
 
         def on_event(e: Event) -> None:
-            nonlocal step_task
-            if e.kind == "load":
+            if e.kind == "note":
+                console.print(f"note: {e.message}", highlight=False)
+            elif e.kind == "load":
                 bar.update(load_task, completed=e.step, total=e.steps)
-                return
-            if step_task is None:
-                step_task = bar.add_task("training", total=e.steps, completed=e.step, info="")
-            auc = "–" if e.roc_auc is None else f"{e.roc_auc:.4f}"
-            if e.kind == "step":
-                bar.update(step_task, completed=e.step, info=f"loss {e.loss:.4f} val AUC {auc}")
+            elif e.kind == "step":
+                if "train" not in tasks:
+                    tasks["train"] = bar.add_task(
+                        "training", total=e.steps, completed=e.step - 1, info=""
+                    )
+                auc = "–" if e.roc_auc is None else f"{e.roc_auc:.4f}"
+                bar.update(
+                    tasks["train"], completed=e.step, info=f"loss {e.loss:.4f} val AUC {auc}"
+                )
 
-        result = train(cfg, resume=resume, callback=on_event)
-    for note in result.notes:
-        console.print(f"note: {note}")
-    summary = {
-        "run": str(result.out),
-        "steps": result.step,
-        "best_step": result.best_step,
-        "best_roc_auc": result.best_roc_auc,
-        "last": result.last_record,
-        "notes": result.notes,
-    }
-    if json_out:
-        typer.echo(json.dumps(summary))
-    else:
-        best = (
-            "no validation"
-            if result.best_roc_auc is None
-            else f"best ROC AUC {result.best_roc_auc:.4f} at step {result.best_step}"
-        )
-        typer.echo(f"{result.out}: {result.step} steps, {best}")
+        return train(cfg, resume=resume, callback=on_event)
 
 
 @app.command("score")
@@ -225,7 +255,9 @@ def score_command(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for VID.npy + VID.json.")],
-    checkpoint: Annotated[str, typer.Option(help="best or last.")] = "best",
+    checkpoint: Annotated[
+        Checkpoint, typer.Option(help="Which checkpoint of a run.")
+    ] = Checkpoint.best,
     features: Annotated[
         Path | None,
         typer.Option(
@@ -237,40 +269,22 @@ def score_command(
         Path | None,
         typer.Option(help="Backbone weights for video inputs when not the default download."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda.")] = "auto",
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
 ) -> None:
     """Per-frame anomaly scores of every input video, one VID.npy (+ VID.json) each."""
-    _choice(device, DEVICES, "--device")
-    _choice(checkpoint, ("best", "last"), "--checkpoint")
-    loaded = load_run(run, checkpoint=checkpoint, device=device)
+    from vadkit.score import load_run, resolve_inputs
+
+    loaded = load_run(run, checkpoint=checkpoint.value, device=device)
     sources, videos = resolve_inputs(inputs, features=features)
     console = Console(stderr=True)
     tmp = None
     try:
         if videos:
-            target = features
-            if target is None:
-                tmp = Path(tempfile.mkdtemp(prefix="vadkit-score-"))
-                target = tmp
-            console.print(f"extracting {len(videos)} video(s) into {target}")
-            sources += extract_for_run(
-                loaded,
-                videos,
-                target,
-                device=device,
-                weights=None if weights is None else str(weights),
-            )
-        if not sources:
-            raise VadkitError("no videos to score")
-        with _progress(console) as bar:
-            task = bar.add_task("scoring", total=len(sources), info="")
-            rows = score_to_dir(
-                loaded,
-                sources,
-                out,
-                progress=lambda i, n, v: bar.update(task, completed=i, info=v),
-            )
+            if features is None:
+                features = tmp = Path(tempfile.mkdtemp(prefix="vadkit-score-"))
+            sources += _extract(console, loaded, videos, features, device, weights)
+        rows = _score(console, loaded, sources, out)
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -288,3 +302,22 @@ def score_command(
         )
     else:
         typer.echo(f"{out}: scored {len(rows)} video(s) with {loaded.label} ({loaded.path})")
+
+
+def _extract(console: Console, loaded, videos: list[Path], target: Path, device: str, weights):
+    from vadkit.score import extract_for_run
+
+    console.print(f"extracting {len(videos)} video(s) into {target}")
+    return extract_for_run(loaded, videos, target, device=device, weights=_str(weights))
+
+
+def _score(console: Console, loaded, sources: list, out: Path) -> list[dict]:
+    from vadkit.score import score_to_dir
+
+    if not sources:
+        raise VadkitError("no videos to score")
+    with _progress(console) as bar:
+        task = bar.add_task("scoring", total=len(sources), info="")
+        return score_to_dir(
+            loaded, sources, out, progress=lambda i, n, v: bar.update(task, completed=i, info=v)
+        )

@@ -1,4 +1,4 @@
-"""Feature files (SPEC §2.4): RTFM-compatible arrays plus a JSON description of how they were made.
+"""Feature files (docs/DESIGN.md, Features): RTFM-compatible arrays plus a JSON description of how they were made.
 
 For a video `VID` in a features directory:
 
@@ -74,14 +74,8 @@ class FeatureMeta:
         return bool(self.patch_grids)
 
     def spec(self) -> dict[str, Any]:
-        """What a model trained on these features depends on; compared at score time."""
-        return {
-            "backbone": self.backbone,
-            "feature_dim": self.feature_dim,
-            "crops": self.crops,
-            "snippet_length": self.snippet_length,
-            "patch_grids": self.patch_grids,
-        }
+        """What a model trained on these features depends on (`FeatureSpec.to_dict`)."""
+        return FeatureSpec.from_meta(self).to_dict()
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,6 +96,98 @@ class FeatureMeta:
             return cls(**{k: v for k, v in obj.items() if k in known})
         except TypeError as e:
             raise VadkitError(f"{path}: incomplete feature description ({e})") from None
+
+
+Grids = tuple[tuple[str, tuple[int, ...]], ...]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """What a model depends on in its features; stored in checkpoints as `feature_spec`.
+
+    Features without metadata (RTFM's public `.npy`) only tell their shape: their backbone and
+    patch grids are None (unknown), which `mismatch` does not compare."""
+
+    feature_dim: int
+    crops: int
+    backbone: str | None = None
+    snippet_length: int = SNIPPET_LENGTH
+    patch_grids: Grids | None = None  # ((name, (rows, cols, h, w)), ...) in file order
+
+    KEYS = ("feature_dim", "crops", "backbone", "snippet_length")
+
+    @classmethod
+    def from_meta(cls, meta: FeatureMeta) -> FeatureSpec:
+        return cls.from_dict(
+            {
+                "backbone": meta.backbone,
+                "feature_dim": meta.feature_dim,
+                "crops": meta.crops,
+                "snippet_length": meta.snippet_length,
+                "patch_grids": meta.patch_grids,
+            }
+        )
+
+    @classmethod
+    def from_shape(cls, crops: int, feature_dim: int) -> FeatureSpec:
+        return cls(feature_dim=int(feature_dim), crops=int(crops))
+
+    @classmethod
+    def of(cls, meta: FeatureMeta | None, crops: int, feature_dim: int) -> FeatureSpec:
+        """From the metadata when there is some, else from the array shape."""
+        return cls.from_meta(meta) if meta is not None else cls.from_shape(crops, feature_dim)
+
+    @classmethod
+    def from_dict(cls, obj: Any, *, source: str = "") -> FeatureSpec:
+        """Read the stored form; a malformed one is a VadkitError naming `source`."""
+        where = f"{source}: " if source else ""
+        try:
+            grids = obj.get("patch_grids")
+            return cls(
+                feature_dim=_int(obj["feature_dim"]),
+                crops=_int(obj["crops"]),
+                backbone=None if obj.get("backbone") is None else str(obj["backbone"]),
+                snippet_length=_int(obj.get("snippet_length") or SNIPPET_LENGTH),
+                patch_grids=None
+                if not grids
+                else tuple((str(k), tuple(_int(x) for x in v)) for k, v in grids.items()),
+            )
+        except (AttributeError, KeyError, TypeError, ValueError) as e:
+            raise VadkitError(f"{where}malformed feature spec {obj!r} ({e})") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The stored form, as checkpoints have always held it."""
+        return {
+            "backbone": self.backbone,
+            "feature_dim": self.feature_dim,
+            "crops": self.crops,
+            "snippet_length": self.snippet_length,
+            "patch_grids": None
+            if self.patch_grids is None
+            else {k: list(v) for k, v in self.patch_grids},
+        }
+
+    @property
+    def grids(self) -> list[list[int]] | None:
+        """`(rows, cols, h, w)` per scale, in file order (MSIP's `patch_grids` config)."""
+        return None if self.patch_grids is None else [list(v) for _, v in self.patch_grids]
+
+    def mismatch(self, other: FeatureSpec, *, patches: bool) -> tuple[str, Any, Any] | None:
+        """The first field where `other` does not fit this spec: `(field, ours, theirs)`.
+
+        A field unknown on either side is not compared; the patch layout only matters to a
+        model that reads patches."""
+        for key in self.KEYS + (("patch_grids",) if patches else ()):
+            a, b = self.to_dict()[key], other.to_dict()[key]
+            if a is not None and b is not None and a != b:
+                return key, a, b
+        return None
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+        raise ValueError(f"{value!r} is not an integer")
+    return int(value)
 
 
 def clip_path(directory: str | os.PathLike, video: str) -> Path:

@@ -38,9 +38,40 @@ def label_from_name(name: str, rule: str) -> int:
     raise VadkitError(f"unknown naming rule {rule!r}; choose one of {', '.join(NAMING_RULES)}")
 
 
+# The one list of video file extensions vadkit recognises (directories, inputs, names).
+VIDEO_SUFFIXES = (
+    ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp",
+)  # fmt: skip
+# Lists of paths, one per line: RTFM / SSRL `.list` manifests, `.txt` video lists.
+LIST_SUFFIXES = (".list", ".txt")
+MANIFEST_SUFFIXES = (".csv", *LIST_SUFFIXES)
 # Only these are dropped from a name: XD-Violence video names contain dots
 # (`Fast.Five.2011__#00-32-56_00-33-26_label_B2-0-0`).
-EXTENSIONS = (".npy", ".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
+EXTENSIONS = (".npy", *VIDEO_SUFFIXES)
+
+
+def read_text_file(p: Path, what: str = "manifest") -> str:
+    """The text of `p` (UTF-8; a spreadsheet's byte-order mark is dropped); errors name it."""
+    if not p.exists():
+        raise VadkitError(f"{p}: {what} not found")
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        raise VadkitError(f"{p}: unreadable {what} ({e})") from None
+
+
+def list_lines(p: Path, text: str | None = None) -> list[tuple[int, str]]:
+    """`(line number, text)` of the non-blank, non-comment (`#`) lines of a path list."""
+    text = read_text_file(p, "list") if text is None else text
+    lines = ((i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1))
+    return [(i, ln) for i, ln in lines if ln and not ln.startswith("#")]
+
+
+def read_path_list(path: str | os.PathLike) -> list[Path]:
+    """The one reader of `.txt` / `.list` path lists: a path per line, relative to the list's
+    directory unless absolute; blank lines and `#` comments are skipped."""
+    p = Path(path)
+    return [_resolve(p.parent, line) for _, line in list_lines(p)]
 
 
 def video_id(path: str | os.PathLike) -> str:
@@ -61,12 +92,9 @@ def read_manifest(
 ) -> list[Entry]:
     """Read a CSV or `.list` manifest. Errors name the file and line."""
     p = Path(path)
-    if not p.exists():
-        raise VadkitError(f"{p}: manifest not found")
-    try:
-        text = p.read_text()
-    except (OSError, UnicodeDecodeError) as e:
-        raise VadkitError(f"{p}: unreadable manifest ({e})") from None
+    text = read_text_file(p)
+    if "\0" in text:
+        raise VadkitError(f"{p}: not a text manifest (it holds NUL bytes)")
     first = text.lstrip().split("\n", 1)[0].strip().lower()
     if first.startswith("video,") or first == "video":
         entries = _read_csv(p, text, naming)
@@ -127,7 +155,7 @@ def _read_csv(p: Path, text: str, naming: str | None) -> list[Entry]:
 
 
 def _read_list(p: Path, text: str, abnormal_first: int | None, naming: str | None) -> list[Entry]:
-    lines = [(i, ln.strip()) for i, ln in enumerate(text.splitlines(), start=1) if ln.strip()]
+    lines = list_lines(p, text)
     if abnormal_first is None and naming is None:
         raise VadkitError(
             f"{p}: a .list manifest has no labels; pass --abnormal-first N or --naming ucf|xd"

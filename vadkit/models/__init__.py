@@ -1,45 +1,86 @@
 """Model registry (timm / torchvision style): `register_model`, `list_models`, `create_model`.
 
-Each model file registers its classes at the bottom; tests are parametrised over `list_models()`
-so a newly registered model is tested the moment it exists.
+The registry is lazy: the built-in names map to the module that defines them, imported on first
+use, so `list_models()` (and the model choices of `vadkit --help`) never import torch. A model
+defined anywhere else registers itself with `@register_model` when its module is imported.
+
+What a model is — its config dataclass, inputs, stages, minimum snippet count — is written down
+in `vadkit.models.common.VadModel`. Tests are parametrised over `list_models()` with each
+model's own `tiny_config()`, so a newly registered model is tested the moment it exists.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 from vadkit.errors import VadkitError
+
+# built-in model name -> the module that registers it
+BUILTIN_MODELS = {
+    "mgfn": "vadkit.models.mgfn",
+    "msip": "vadkit.models.msip",
+    "rtfm": "vadkit.models.rtfm",
+}
+# forms of the sparsity / smoothness regularisers (`vadkit.models.common.sparsity`)
+LOSS_VARIANTS = ("msip", "rtfm-code")
 
 _MODELS: dict[str, type] = {}
 
 
 def register_model(cls: type) -> type:
-    """Class decorator: make `cls` available to `create_model(cls.name)`."""
-    if not getattr(cls, "name", ""):
+    """Class decorator: make `cls` available to `create_model(cls.name)`.
+
+    A name can be registered once: a second class under a taken name (a built-in one included)
+    is an error, not a silent replacement."""
+    name = getattr(cls, "name", "")
+    if not name:
         raise ValueError(f"{cls.__name__} needs a non-empty `name` to be registered")
-    _MODELS[cls.name] = cls
+    taken = _MODELS.get(name)
+    builtin = BUILTIN_MODELS.get(name)
+    if (taken is not None and taken is not cls) or (builtin and cls.__module__ != builtin):
+        where = taken.__module__ if taken is not None else builtin
+        raise ValueError(f"model name {name!r} is already registered (by {where})")
+    _MODELS[name] = cls
     return cls
 
 
+def unregister_model(name: str) -> None:
+    """Forget a model registered by `register_model` (a throw-away model of a test)."""
+    if name in BUILTIN_MODELS:
+        raise ValueError(f"{name!r} is a built-in model")
+    _MODELS.pop(name, None)
+
+
 def list_models() -> list[str]:
-    return sorted(_MODELS)
+    """Names of every model: the built-in ones and those registered so far (no torch import)."""
+    return sorted(set(BUILTIN_MODELS) | set(_MODELS))
 
 
 def model_class(name: str) -> type:
+    if name not in _MODELS and name in BUILTIN_MODELS:
+        importlib.import_module(BUILTIN_MODELS[name])
     if name not in _MODELS:
         raise VadkitError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
     return _MODELS[name]
 
 
 def create_model(name: str, **kwargs: Any):
-    """Build registered model `name` with keyword arguments (its checkpoint `config`)."""
+    """Build registered model `name` from keyword arguments (its checkpoint `model_args`).
+
+    The arguments are checked against the model's config dataclass first: an unknown name, a
+    wrong type or a bad value is a VadkitError naming it. Errors raised while the model itself
+    is being built are not relabelled."""
     cls = model_class(name)
-    try:
-        return cls(**kwargs)
-    except TypeError as e:
-        raise VadkitError(f"model {name}: bad arguments {kwargs} ({e})") from None
+    return cls(cls.make_config(**kwargs))
 
 
-from vadkit.models import mgfn, msip, rtfm  # noqa: E402,F401  (register the models)
-
-__all__ = ["create_model", "list_models", "model_class", "register_model"]
+__all__ = [
+    "BUILTIN_MODELS",
+    "LOSS_VARIANTS",
+    "create_model",
+    "list_models",
+    "model_class",
+    "register_model",
+    "unregister_model",
+]

@@ -2,20 +2,28 @@
 
 A bag is a dict of tensors for a batch of videos: `clip` `(b, n, t, d)` always, `patches`
 `(b, t, p, d)` for models that use MSIP's multi-scale patches. Models never guess which rows of
-a batch are normal: `loss(normal, abnormal)` takes the two bags separately (SPEC §3.3).
+a batch are normal: `loss(normal, abnormal)` takes the two bags separately (docs/DESIGN.md,
+Losses).
 """
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vadkit.models import LOSS_VARIANTS
+from vadkit.settings import build_config, plain
+
 Bag = dict[str, torch.Tensor]
 
-LOSS_VARIANTS = ("msip", "rtfm-code")
+# Bag keys: the inputs a model can read.
+CLIP = "clip"  # (b, n, t, d): n crops of t snippets of d-dim clip features
+PATCHES = "patches"  # (b, t, p, d): MSIP's p multi-scale patch features per snippet
 
 # Weights of the score regularisers, RTFM's train.py (`sparsity(..., 8e-3)`, `smooth(..., 8e-4)`),
 # also used by MGFN and MSIP.
@@ -25,31 +33,95 @@ SMOOTHNESS_WEIGHT = 8e-4
 TOPK_DROPOUT = 0.7
 
 
-class VadModel(nn.Module):
-    """Base of every registered model.
+def topk_count(segments: int) -> int:
+    """RTFM's k of its top-k selection: `num_segments // 10` (3 of 32), at least 1."""
+    return max(1, segments // 10)
 
-    Subclasses set `config` (the keyword arguments that rebuild them: it goes into checkpoints),
-    `inputs` (bag keys that `forward` reads) and implement `forward(clip, patches=None) -> dict`
-    with at least `scores` `(b, t)` in [0, 1], and `loss(normal, abnormal)`.
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Base of the per-model config dataclasses (nanoGPT's `GPTConfig`): every field is a
+    constructor setting and is stored in checkpoints as `model_args`."""
+
+    feature_dim: int = 2048
+
+    def __post_init__(self) -> None:
+        if self.feature_dim < 1:
+            raise ValueError(f"feature_dim must be at least 1, got {self.feature_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (tuples become lists), identical to what checkpoints always stored."""
+        return {f.name: plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+class VadModel(nn.Module):
+    """Base of every registered model: the contract the training loop and scoring rely on.
+
+    A model declares, as class attributes:
+
+    - `name`: its registry name; `Config`: its config dataclass (a `ModelConfig`), the only
+      settings its constructor receives (`Model(config)`, or `Model(**fields)`);
+    - `stages`: the stages it trains in; a stage after the first builds on a run of the stage
+      before it, and `load_stage1(state)` takes what it needs from that run (a no-op here);
+      `stage1_args`: config fields copied from that run;
+    - `input_names(stage)`: the bag keys (`CLIP`, `PATCHES`) it reads in a stage;
+    - `default_batch_size`: normal (and abnormal) videos per step;
+    - `tiny_config()`: config fields of a tiny instance for tests (seconds on a CPU).
+
+    An instance has `cfg`, `config` (its dict form), `inputs`, `stage`, `min_snippets` (the
+    fewest snippets a training video may have: the top-k selection's k) and implements
+    `forward(clip, patches=None) -> dict` with at least `scores` `(b, t)` in [0, 1], and
+    `loss(normal, abnormal) -> (total, parts)`.
     """
 
-    name: str = ""
-    stages: tuple[int, ...] = (1,)
-    default_batch_size: int = 32  # normal (and abnormal) videos per step
-    # constructor arguments a later stage copies from the stage-1 run it builds on
-    stage1_args: tuple[str, ...] = ()
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[ModelConfig]] = ModelConfig
+    stages: ClassVar[tuple[int, ...]] = (1,)
+    default_batch_size: ClassVar[int] = 32  # normal (and abnormal) videos per step
+    # config fields a later stage copies from the stage-1 run it builds on
+    stage1_args: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def input_names(cls, stage: int = 1) -> tuple[str, ...]:
         """Bag keys the model reads in `stage` (known before it is built, so the data loader
         reads patch files only for a model that needs them)."""
-        return ("clip",)
+        return (CLIP,)
 
-    def __init__(self) -> None:
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        """Config fields (besides `feature_dim`) of a tiny instance that trains in seconds."""
+        return {}
+
+    @classmethod
+    def make_config(cls, **kwargs: Any) -> ModelConfig:
+        """`cls.Config(**kwargs)`, checked: unknown names, wrong types and bad values are a
+        VadkitError naming them and the valid fields."""
+        return build_config(cls.Config, kwargs, what=f"model {cls.name}")
+
+    def __init__(self, config: ModelConfig | None = None, /, **kwargs: Any) -> None:
         super().__init__()
-        self.config: dict[str, Any] = {}
-        self.inputs: tuple[str, ...] = ("clip",)
-        self.stage = 1
+        if config is None:
+            config = self.Config(**kwargs)
+        elif kwargs:
+            config = dataclasses.replace(config, **kwargs)
+        if not isinstance(config, self.Config):
+            raise TypeError(f"{type(self).__name__} needs a {self.Config.__name__}")
+        self.cfg = config
+        self.stage: int = getattr(config, "stage", 1)
+        self.inputs: tuple[str, ...] = self.input_names(self.stage)
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config as checkpoints store it (`model_args`)."""
+        return self.cfg.to_dict()
+
+    @property
+    def min_snippets(self) -> int:
+        """Fewest snippets a training video may have (1 unless the model selects top-k)."""
+        return 1
+
+    def load_stage1(self, state: Mapping[str, torch.Tensor], *, source: str = "") -> None:
+        """Take what this stage needs from the weights of the previous stage's run (nothing)."""
 
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
@@ -61,12 +133,12 @@ class VadModel(nn.Module):
     def forward_pair(self, normal: Bag, abnormal: Bag) -> tuple[dict, dict]:
         """One forward pass over both bags concatenated (so BatchNorm sees the mixed batch, as in
         RTFM), split back by the known bag sizes."""
-        bn = normal["clip"].shape[0]
-        if abnormal["clip"].shape[0] != bn:
+        bn = normal[CLIP].shape[0]
+        if abnormal[CLIP].shape[0] != bn:
             # the losses pair normal and abnormal rows (RTFM's feature-magnitude loss, MGFN's)
             raise ValueError(
                 f"normal and abnormal bags must hold as many videos: {bn} vs "
-                f"{abnormal['clip'].shape[0]}"
+                f"{abnormal[CLIP].shape[0]}"
             )
         joint = {k: torch.cat([normal[k], abnormal[k]]) for k in self.inputs}
         out = self(**joint)

@@ -1,5 +1,5 @@
 """MGFN (Chen et al., AAAI 2023): feature amplification, Glance and Focus blocks, and the
-magnitude-contrastive loss (SPEC §3.5).
+magnitude-contrastive loss (docs/DESIGN.md, MGFN).
 
 Follows the official code (carolchenyx/MGFN `models/mgfn.py`, `utils/utils.py`, `loss.py`):
 a channel LayerNorm with biased variance, Focus blocks whose 5-tap temporal kernel is shared by
@@ -10,7 +10,8 @@ parameters.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -18,16 +19,18 @@ from torch import nn
 
 from vadkit.models import register_model
 from vadkit.models.common import (
+    LOSS_VARIANTS,
     SMOOTHNESS_WEIGHT,
     SPARSITY_WEIGHT,
     TOPK_DROPOUT,
     Bag,
+    ModelConfig,
     VadModel,
     bce_bags,
-    check_variant,
     gather_time,
     smoothness,
     sparsity,
+    topk_count,
     topk_indices,
 )
 
@@ -116,64 +119,74 @@ class Layer(nn.Module):
         return self.ff(x) + x
 
 
+@dataclass(frozen=True)
+class MGFNConfig(ModelConfig):
+    feature_dim: int = 2048
+    segments: int = 32
+    dims: tuple[int, ...] = (64, 128, 1024)  # MGFN's stage widths
+    depths: tuple[int, ...] = (3, 3, 2)
+    blocks: tuple[str, ...] = ("glance", "focus", "focus")
+    dim_head: int = 64
+    ff_mult: int = 4
+    kernel: int = 5  # Focus's local aggregation kernel (MGFN `lokernel`)
+    ff_dropout: float = 0.0
+    topk_dropout: float = TOPK_DROPOUT
+    loss: str = "msip"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not len(self.dims) == len(self.depths) == len(self.blocks):
+            raise ValueError("dims, depths and blocks need one entry per stage")
+        for kind in self.blocks:
+            if kind not in ("glance", "focus"):
+                raise ValueError(f"unknown MGFN block {kind!r}; use glance or focus")
+        if self.segments < 1:
+            raise ValueError(f"segments must be at least 1, got {self.segments}")
+        if self.loss not in LOSS_VARIANTS:
+            raise ValueError(
+                f"unknown loss variant {self.loss!r}; choose one of {', '.join(LOSS_VARIANTS)}"
+            )
+
+
 class MGFN(VadModel):
     name = "mgfn"
+    Config = MGFNConfig
     default_batch_size = 16  # MGFN's --batch-size
 
-    def __init__(
-        self,
-        *,
-        feature_dim: int = 2048,
-        segments: int = 32,
-        dims: Sequence[int] = (64, 128, 1024),  # MGFN's stage widths
-        depths: Sequence[int] = (3, 3, 2),
-        blocks: Sequence[str] = ("glance", "focus", "focus"),
-        dim_head: int = 64,
-        ff_mult: int = 4,
-        kernel: int = 5,  # Focus's local aggregation kernel (MGFN `lokernel`)
-        ff_dropout: float = 0.0,
-        topk_dropout: float = TOPK_DROPOUT,
-        loss: str = "msip",
-    ) -> None:
-        super().__init__()
-        dims, depths, blocks = list(map(int, dims)), list(map(int, depths)), list(blocks)
-        if not len(dims) == len(depths) == len(blocks):
-            raise ValueError("dims, depths and blocks need one entry per stage")
-        self.config = dict(
-            feature_dim=feature_dim,
-            segments=segments,
-            dims=dims,
-            depths=depths,
-            blocks=blocks,
-            dim_head=dim_head,
-            ff_mult=ff_mult,
-            kernel=kernel,
-            ff_dropout=ff_dropout,
-            topk_dropout=topk_dropout,
-            loss=loss,
-        )
-        self.loss_variant = check_variant(loss)
-        self.k = max(1, segments // 10)  # k = 3 for 32 segments, as RTFM
-        self.to_tokens = nn.Conv1d(feature_dim, dims[0], 3, padding=1)
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        return {"dims": (16, 32, 64), "dim_head": 16}
+
+    def __init__(self, config: MGFNConfig | None = None, /, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.cfg
+        dims = list(c.dims)
+        self.loss_variant = c.loss
+        self.k = topk_count(c.segments)  # k = 3 for 32 segments, as RTFM
+        self.to_tokens = nn.Conv1d(c.feature_dim, dims[0], 3, padding=1)
         self.to_mag = nn.Conv1d(1, dims[0], 3, padding=1)
         self.layers = nn.ModuleList()
-        for i, (dim, depth, kind) in enumerate(zip(dims, depths, blocks, strict=True)):
-            heads = dim // dim_head
-            layers = []
-            for _ in range(depth):
-                if kind == "glance":
-                    block = Glance(dim, heads=heads, dim_head=dim_head)
-                elif kind == "focus":
-                    block = Focus(dim, heads=heads, dim_head=dim_head, kernel=kernel)
-                else:
-                    raise ValueError(f"unknown MGFN block {kind!r}; use glance or focus")
-                layers.append(Layer(dim, block, ff_mult=ff_mult, dropout=ff_dropout))
+        for i, (dim, depth, kind) in enumerate(zip(dims, c.depths, c.blocks, strict=True)):
+            stage = [self._layer(dim, kind) for _ in range(depth)]
             if i + 1 < len(dims):
-                layers.append(nn.Sequential(ChannelNorm(dim), nn.Conv1d(dim, dims[i + 1], 1)))
-            self.layers.append(nn.Sequential(*layers))
+                stage.append(nn.Sequential(ChannelNorm(dim), nn.Conv1d(dim, dims[i + 1], 1)))
+            self.layers.append(nn.Sequential(*stage))
         self.norm = nn.LayerNorm(dims[-1])
         self.fc = nn.Linear(dims[-1], 1)
-        self.explore = nn.Dropout(topk_dropout)
+        self.explore = nn.Dropout(c.topk_dropout)
+
+    def _layer(self, dim: int, kind: str) -> Layer:
+        c = self.cfg
+        heads = dim // c.dim_head
+        if kind == "glance":
+            block: nn.Module = Glance(dim, heads=heads, dim_head=c.dim_head)
+        else:
+            block = Focus(dim, heads=heads, dim_head=c.dim_head, kernel=c.kernel)
+        return Layer(dim, block, ff_mult=c.ff_mult, dropout=c.ff_dropout)
+
+    @property
+    def min_snippets(self) -> int:
+        return self.k  # the top-k selection takes k snippets of every video
 
     def forward(self, clip: torch.Tensor, patches: torch.Tensor | None = None) -> dict:
         b, n, t, d = clip.shape  # (b, n, t, d)
@@ -236,4 +249,4 @@ def halves(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 register_model(MGFN)
 
-__all__ = ["MGFN", "Focus", "Glance", "contrastive"]
+__all__ = ["MGFN", "MGFNConfig", "Focus", "Glance", "contrastive"]

@@ -3,7 +3,8 @@
 No MSIP code is public. What the paper states: patches at three scales, an MPSR network that
 models relations among them, a hierarchical graph convolution (HGC) block for cross-scale learning
 and fusion, the MPSR output fused with the clip feature and fed to the frozen CTR and classifier
-of stage 1. The design below is vadkit's (SPEC §3.4), not a reproduction of unpublished code:
+of stage 1. The design below is vadkit's (docs/DESIGN.md, MSIP), not a reproduction of
+unpublished code:
 
 - one graph node per patch (49 for grids 2×3, 3×5, 4×7), features projected d→h with a learned
   position embedding per (scale, row, col);
@@ -22,19 +23,25 @@ and classifier (`requires_grad=False`, BatchNorm kept in eval mode) and trains M
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from vadkit.io.features import PATCH_GRIDS
 from vadkit.models import register_model
-from vadkit.models.common import TOPK_DROPOUT, xavier_init
-from vadkit.models.rtfm import CLASSIFIER_DROPOUT, RTFM
+from vadkit.models.common import CLIP, PATCHES, xavier_init
+from vadkit.models.rtfm import RTFM, RTFMConfig
 
-# (rows, cols, patch h, patch w) per scale, coarse to fine: MSIP's grids on a 480×840 frame.
-DEFAULT_GRIDS: tuple[tuple[int, int, int, int], ...] = tuple(PATCH_GRIDS.values())
+# (rows, cols, patch h, patch w) per scale, coarse to fine: MSIP's grids on a 480×840 frame. The
+# training loop passes the grids the features were extracted with (their `patch_grids`).
+DEFAULT_GRIDS: tuple[tuple[int, int, int, int], ...] = (
+    (2, 3, 240, 280),
+    (3, 5, 160, 168),
+    (4, 7, 120, 120),
+)
 STAGE1_PREFIXES = ("ctr.", "classifier.")
 
 
@@ -129,60 +136,49 @@ class MPSR(nn.Module):
         return self.out(torch.cat(pooled, dim=-1)).view(b, t, d)  # (b, t, d)
 
 
+@dataclass(frozen=True)
+class MSIPConfig(RTFMConfig):
+    stage: int = 1
+    graph_dim: int = 512  # h of the HGC layers (docs/DESIGN.md, MSIP)
+    graph_layers: int = 2
+    patch_grids: tuple[tuple[int, ...], ...] = DEFAULT_GRIDS  # (rows, cols, h, w) per scale
+    mpsr_dropout: float = 0.1  # not published; vadkit's choice
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.stage not in MSIP.stages:
+            raise ValueError(f"MSIP stage must be 1 or 2, got {self.stage}")
+        if any(len(g) != 4 for g in self.patch_grids):
+            raise ValueError("patch_grids needs (rows, cols, height, width) per scale")
+
+
 class MSIP(RTFM):
     """Stage 1: CTR + classifier (RTFM). Stage 2: MPSR fused into the clip features in front of
     the frozen stage-1 network."""
 
     name = "msip"
+    Config = MSIPConfig
     stages = (1, 2)
     stage1_args = ("hidden", "dropout", "topk_dropout")  # sizes of the frozen network
 
     @classmethod
     def input_names(cls, stage: int = 1) -> tuple[str, ...]:
-        return ("clip", "patches") if stage == 2 else ("clip",)
+        return (CLIP, PATCHES) if stage == 2 else (CLIP,)
 
-    def __init__(
-        self,
-        *,
-        feature_dim: int = 2048,
-        segments: int = 32,
-        hidden: int = 512,
-        dropout: float = CLASSIFIER_DROPOUT,
-        topk_dropout: float = TOPK_DROPOUT,
-        loss: str = "msip",
-        stage: int = 1,
-        graph_dim: int = 512,  # h of SPEC §3.4
-        graph_layers: int = 2,
-        patch_grids: Sequence[Sequence[int]] = DEFAULT_GRIDS,
-        mpsr_dropout: float = 0.1,  # not published; vadkit's choice
-    ) -> None:
-        super().__init__(
-            feature_dim=feature_dim,
-            segments=segments,
-            hidden=hidden,
-            dropout=dropout,
-            topk_dropout=topk_dropout,
-            loss=loss,
-        )
-        if stage not in self.stages:
-            raise ValueError(f"MSIP stage must be 1 or 2, got {stage}")
-        self.stage = stage
-        grids = [list(map(int, g)) for g in patch_grids]
-        self.config.update(
-            stage=stage,
-            graph_dim=graph_dim,
-            graph_layers=graph_layers,
-            patch_grids=grids,
-            mpsr_dropout=mpsr_dropout,
-        )
-        self.inputs = self.input_names(stage)
-        if stage == 2:
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        return {"hidden": 32, "graph_dim": 16}
+
+    def __init__(self, config: MSIPConfig | None = None, /, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.cfg
+        if self.stage == 2:
             self.mpsr = MPSR(
-                feature_dim=feature_dim,
-                hidden=graph_dim,
-                layers=graph_layers,
-                grids=grids,
-                dropout=mpsr_dropout,
+                feature_dim=c.feature_dim,
+                hidden=c.graph_dim,
+                layers=c.graph_layers,
+                grids=c.patch_grids,
+                dropout=c.mpsr_dropout,
             )
             self.gate = nn.Parameter(torch.zeros(()))
             for p in self.stage1_parameters():
@@ -224,4 +220,4 @@ class MSIP(RTFM):
 
 register_model(MSIP)
 
-__all__ = ["HGCLayer", "MPSR", "MSIP", "patch_graph"]
+__all__ = ["HGCLayer", "MPSR", "MSIP", "MSIPConfig", "patch_graph"]

@@ -1,5 +1,5 @@
 """RTFM (Tian et al., ICCV 2021): the CTR temporal network, the snippet classifier, top-k feature
-magnitude and its MIL loss (SPEC §3.1–3.3). CTR + classifier is also MSIP's stage 1.
+magnitude and its MIL loss (docs/DESIGN.md, RTFM). CTR + classifier is also MSIP's stage 1.
 
 Follows the official code (tianyu0207/RTFM `model.py`): Conv→ReLU→BN order, a non-local block
 whose attention is divided by the sequence length, Xavier init. With d = 2048 the model has
@@ -8,21 +8,26 @@ whose attention is divided by the sequence length, Xavier init. With d = 2048 th
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import torch
 from torch import nn
 
 from vadkit.models import register_model
 from vadkit.models.common import (
+    LOSS_VARIANTS,
     SMOOTHNESS_WEIGHT,
     SPARSITY_WEIGHT,
     TOPK_DROPOUT,
     Bag,
+    ModelConfig,
     VadModel,
     bce_bags,
-    check_variant,
     gather_time,
     smoothness,
     sparsity,
+    topk_count,
     topk_indices,
     xavier_init,
 )
@@ -101,37 +106,53 @@ def classifier(feature_dim: int, *, dropout: float = CLASSIFIER_DROPOUT) -> nn.S
     )
 
 
+@dataclass(frozen=True)
+class RTFMConfig(ModelConfig):
+    feature_dim: int = 2048  # I3D-ResNet50 features, RTFM's
+    segments: int = 32  # training segments per video (RTFM)
+    hidden: int = 512  # CTR width (RTFM)
+    dropout: float = CLASSIFIER_DROPOUT
+    topk_dropout: float = TOPK_DROPOUT
+    loss: str = "msip"  # sparsity/smoothness form, see common.sparsity
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("segments", "hidden"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("dropout", "topk_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.loss not in LOSS_VARIANTS:
+            raise ValueError(
+                f"unknown loss variant {self.loss!r}; choose one of {', '.join(LOSS_VARIANTS)}"
+            )
+
+
 class RTFM(VadModel):
     """CTR + classifier with top-k feature-magnitude learning."""
 
     name = "rtfm"
+    Config = RTFMConfig
 
-    def __init__(
-        self,
-        *,
-        feature_dim: int = 2048,  # I3D-ResNet50 features, RTFM's
-        segments: int = 32,  # training segments per video (RTFM)
-        hidden: int = 512,  # CTR width (RTFM)
-        dropout: float = CLASSIFIER_DROPOUT,
-        topk_dropout: float = TOPK_DROPOUT,
-        loss: str = "msip",  # sparsity/smoothness form, see common.sparsity
-    ) -> None:
-        super().__init__()
-        self.config = dict(
-            feature_dim=feature_dim,
-            segments=segments,
-            hidden=hidden,
-            dropout=dropout,
-            topk_dropout=topk_dropout,
-            loss=loss,
-        )
-        self.loss_variant = check_variant(loss)
-        self.k = max(1, segments // 10)  # RTFM: k = num_segments // 10 → 3
-        self.ctr = CTR(feature_dim=feature_dim, hidden=hidden)
-        self.classifier = classifier(feature_dim, dropout=dropout)
-        self.explore = nn.Dropout(topk_dropout)
+    @classmethod
+    def tiny_config(cls) -> dict[str, Any]:
+        return {"hidden": 32}
+
+    def __init__(self, config: RTFMConfig | None = None, /, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        c = self.cfg
+        self.loss_variant = c.loss
+        self.k = topk_count(c.segments)  # RTFM: k = num_segments // 10 → 3
+        self.ctr = CTR(feature_dim=c.feature_dim, hidden=c.hidden)
+        self.classifier = classifier(c.feature_dim, dropout=c.dropout)
+        self.explore = nn.Dropout(c.topk_dropout)
         xavier_init(self)
         self.ctr.non_local.reset_bn()
+
+    @property
+    def min_snippets(self) -> int:
+        return self.k  # the top-k selection takes k snippets of every video
 
     def forward(self, clip: torch.Tensor, patches: torch.Tensor | None = None) -> dict:
         b, n, t, d = clip.shape  # (b, n, t, d)
@@ -169,4 +190,4 @@ class RTFM(VadModel):
 
 register_model(RTFM)
 
-__all__ = ["CTR", "RTFM", "NonLocal1d", "classifier"]
+__all__ = ["CTR", "RTFM", "NonLocal1d", "RTFMConfig", "classifier"]
