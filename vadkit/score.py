@@ -230,22 +230,9 @@ def extract_for_run(
             f"{run.path} records no extraction settings (it was trained on features without "
             "vadkit metadata); extract the videos with `vadkit extract` and score the features"
         )
-    random_weights = ex["weights_sha256"] is None
-    opts = ExtractOptions(
-        backbone=ex["backbone"],
-        weights=weights,
-        random_weights=random_weights and weights is None,
-        crops=ex["crops"],
-        short_side=ex["short_side"],
-        crop_size=ex["crop_size"],
-        patches=PATCHES in run.model.inputs,
-        fps=ex["fps"],
-        drop_last=ex["padding"] == "drop-last",
-        dtype=ex["compute_dtype"],
-        device=device,
+    opts = ExtractOptions.from_record(
+        ex, weights=weights, device=device, patches=PATCHES in run.model.inputs
     )
-    if opts.patches and ex.get("patch_frame_size"):
-        opts.patch_frame = tuple(ex["patch_frame_size"])
     summary = extract_videos(videos, out, opts)
     if summary.failed:
         first = summary.failed[0]

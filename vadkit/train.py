@@ -36,7 +36,7 @@ from vadkit.checkpointer import STATE_FILE, Checkpointer, Progress
 from vadkit.data import Source, TrainingSet, sources_from_manifest
 from vadkit.devices import resolve_device
 from vadkit.distributed import Distributed, sync_batch_norm
-from vadkit.errors import VadkitError
+from vadkit.errors import Interrupted, VadkitError
 from vadkit.inference import frame_scores
 from vadkit.io.annotations import read_annotations
 from vadkit.io.checkpoint import read_checkpoint
@@ -182,7 +182,7 @@ class Trainer:
                 self.step(progress)
         except KeyboardInterrupt:
             self.save(progress)
-            raise VadkitError(
+            raise Interrupted(
                 f"interrupted at step {progress.step} of {self.cfg.steps}; saved "
                 f"{self.out / 'last.safetensors'}; continue with: vadkit train --resume -o "
                 f"{self.out}"
@@ -501,23 +501,10 @@ class _LossModule(nn.Module):
 
 def _extraction(data: TrainingSet) -> dict[str, Any] | None:
     """The extraction settings of the training features, to extract a new video the same way."""
+    from vadkit.extract import extraction_record
+
     metas = data.metas
-    if not metas:
-        return None
-    m = metas[0]
-    return {
-        "backbone": m.backbone,
-        "crops": m.crops,
-        "short_side": m.short_side,
-        "crop_size": m.crop_size,
-        "patches": m.has_patches,
-        "patch_frame_size": m.patch_frame_size,
-        "fps": None if m.fps_used == m.fps_native else m.fps_used,
-        "padding": m.padding,
-        "compute_dtype": m.compute_dtype,
-        "weights_sha256": m.weights_sha256,
-        "weights_source": m.weights_source,
-    }
+    return extraction_record(metas[0]) if metas else None
 
 
 __all__ = ["Event", "TrainConfig", "TrainResult", "Trainer", "resume_config", "train", "validate"]
