@@ -2,26 +2,59 @@
 
 A bag is a dict of tensors for a batch of videos: `clip` `(b, n, t, d)` always, `patches`
 `(b, t, p, d)` for models that use MSIP's multi-scale patches. Models never guess which rows of
-a batch are normal: `loss(normal, abnormal)` takes the two bags separately (SPEC §3.3).
+a batch are normal: `loss(normal, abnormal)` takes the two bags separately (docs/DESIGN.md,
+Losses).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vadkit.errors import VadkitError
+
 Bag = dict[str, torch.Tensor]
 
-LOSS_VARIANTS = ("msip", "rtfm-code")
+
+@dataclass(frozen=True)
+class LossForm:
+    """Where a loss variant puts its two score regularisers and in which form."""
+
+    sparsity: str  # "l2": ‖s‖₂ of the scores flattened | "l1": Σ_t |s_t| per video, mean
+    sparsity_on: str  # "abnormal" | "normal"
+    smoothness: str  # "flat" | "per-video-sum" | "per-video-mean"
+    smoothness_on: str  # "abnormal" | "all"
+
+
+# Loss variants by name: the sparsity/smoothness forms of each source (every model accepts every
+# variant; each model defaults to its own source's). One line each for `--help` and man pages.
+LOSS_VARIANTS: dict[str, str] = {
+    "rtfm": "RTFM's code: L2 sparsity of all abnormal scores, smoothness across the flattened "
+    "abnormal batch",
+    "mgfn": "MGFN's code as published with the paper (ded0ef6): RTFM's forms on the abnormal half",
+    "mgfn-current": "MGFN's code since the third-party change a6588e1: L2 sparsity of the "
+    "normal videos' scores, smoothness within each of all 2B videos",
+    "msip": "the MSIP paper: L1 sparsity sum per abnormal video, smoothness per abnormal video",
+}
+# Older names that stay accepted.
+LOSS_ALIASES: dict[str, str] = {"rtfm-code": "rtfm"}
+LOSS_FORMS: dict[str, LossForm] = {
+    "rtfm": LossForm("l2", "abnormal", "flat", "abnormal"),
+    "mgfn": LossForm("l2", "abnormal", "flat", "abnormal"),
+    "mgfn-current": LossForm("l2", "normal", "per-video-sum", "all"),
+    "msip": LossForm("l1", "abnormal", "per-video-mean", "abnormal"),
+}
 
 # Weights of the score regularisers, RTFM's train.py (`sparsity(..., 8e-3)`, `smooth(..., 8e-4)`),
 # also used by MGFN and MSIP.
 SPARSITY_WEIGHT = 8e-3
 SMOOTHNESS_WEIGHT = 8e-4
-# Random exploration in top-k selection: RTFM's `Dropout(0.7)` over a mask of ones.
+# Random exploration in top-k selection: RTFM's and MGFN's `Dropout(0.7)` over a mask of ones
+# (`select_idx = drop_out(ones)` in RTFM's `Model.forward` and MGFN's `MSNSD`).
 TOPK_DROPOUT = 0.7
 
 
@@ -103,32 +136,55 @@ def bce_bags(score_normal: torch.Tensor, score_abnormal: torch.Tensor) -> torch.
 
 
 def sparsity(scores: torch.Tensor, variant: str) -> torch.Tensor:
-    """Sparsity of abnormal snippet scores `(b, t)`.
+    """Sparsity term of snippet scores `(b, t)` in the form `variant` uses (see `LOSS_FORMS`).
 
-    `msip`: the MSIP paper's L1 sum `Σ_t |s_t|` per video, averaged over videos.
-    `rtfm-code`: RTFM's code, the L2 norm of all abnormal scores flattened.
+    L2 forms (`rtfm`, `mgfn`, `mgfn-current`): the L2 norm of all the scores flattened.
+    L1 form (`msip`): the MSIP paper's sum `Σ_t |s_t|` per video, averaged over videos.
+    Which videos' scores it is given is the variant's business (`regularisers`).
     """
-    if variant == "rtfm-code":
+    if LOSS_FORMS[check_variant(variant)].sparsity == "l2":
         return torch.linalg.vector_norm(scores.reshape(-1))
     return scores.abs().sum(dim=1).mean()
 
 
 def smoothness(scores: torch.Tensor, variant: str) -> torch.Tensor:
-    """Temporal smoothness `Σ_t (s_t − s_{t−1})²` of abnormal snippet scores `(b, t)`.
+    """Temporal smoothness `Σ (s_t − s_{t−1})²` of snippet scores `(b, t)` in `variant`'s form.
 
-    `msip`: per video (no pair crosses a video boundary), averaged over videos.
-    `rtfm-code`: RTFM's code, over the flattened batch summed, so the last snippet of a video is
-    paired with the first of the next.
+    `flat` (`rtfm`, `mgfn`): over the batch flattened and summed, so the last snippet of a video
+    is paired with the first of the next (RTFM's code). `per-video-sum` (`mgfn-current`): within
+    each video, summed over videos. `per-video-mean` (`msip`): within each video, averaged.
     """
-    if variant == "rtfm-code":
+    form = LOSS_FORMS[check_variant(variant)].smoothness
+    if form == "flat":
         flat = scores.reshape(-1)
         return ((flat[1:] - flat[:-1]) ** 2).sum()
-    return ((scores[:, 1:] - scores[:, :-1]) ** 2).sum(dim=1).mean()
+    per_video = ((scores[:, 1:] - scores[:, :-1]) ** 2).sum(dim=1)
+    return per_video.sum() if form == "per-video-sum" else per_video.mean()
+
+
+def regularisers(
+    scores_normal: torch.Tensor, scores_abnormal: torch.Tensor, variant: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(sparsity, smoothness)` (unweighted) of a step's snippet scores `(b, t)` per bag, each
+    on the videos `variant` puts it on: the abnormal bag, the normal bag, or all `2b` videos
+    (normal first, the order of the official joint batch)."""
+    form = LOSS_FORMS[check_variant(variant)]
+    chosen = {"normal": scores_normal, "abnormal": scores_abnormal}
+    if form.smoothness_on == "all":
+        chosen["all"] = torch.cat([scores_normal, scores_abnormal])
+    return (
+        sparsity(chosen[form.sparsity_on], variant),
+        smoothness(chosen[form.smoothness_on], variant),
+    )
 
 
 def check_variant(loss: str) -> str:
+    """The canonical name of loss variant `loss` (an alias resolves to its variant)."""
+    loss = LOSS_ALIASES.get(loss, loss)
     if loss not in LOSS_VARIANTS:
-        raise ValueError(f"unknown loss variant {loss!r}; choose one of {', '.join(LOSS_VARIANTS)}")
+        raise VadkitError(
+            f"unknown loss variant {loss!r}; choose one of {', '.join(LOSS_VARIANTS)}"
+        )
     return loss
 
 

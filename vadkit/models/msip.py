@@ -3,7 +3,8 @@
 No MSIP code is public. What the paper states: patches at three scales, an MPSR network that
 models relations among them, a hierarchical graph convolution (HGC) block for cross-scale learning
 and fusion, the MPSR output fused with the clip feature and fed to the frozen CTR and classifier
-of stage 1. The design below is vadkit's (SPEC §3.4), not a reproduction of unpublished code:
+of stage 1. The design below is vadkit's (docs/DESIGN.md, MSIP), not a reproduction of
+unpublished code:
 
 - one graph node per patch (49 for grids 2×3, 3×5, 4×7), features projected d→h with a learned
   position embedding per (scale, row, col);
@@ -15,8 +16,12 @@ of stage 1. The design below is vadkit's (SPEC §3.4), not a reproduction of unp
 - gated fusion `x'_c = x_c + g·m` for every clip crop, g a scalar initialised to 0 so stage 2
   starts exactly where stage 1 ended.
 
-Stage 1 is CTR + classifier (identical to RTFM). Stage 2 loads a stage-1 checkpoint, freezes CTR
-and classifier (`requires_grad=False`, BatchNorm kept in eval mode) and trains MPSR and the gate.
+Stage 1 is CTR + classifier (identical to RTFM, with RTFM's dropouts where RTFM's code has
+them: `Dropout(0.7)` on the CTR output, seen by magnitudes, top-k, the feature-magnitude loss
+and the classifier; two inside the classifier; the top-k exploration mask). Stage 2 loads a
+stage-1 checkpoint, freezes CTR and classifier (`requires_grad=False`, BatchNorm kept in eval
+mode; their dropouts stay active in training, as stage 1 trained them) and trains MPSR and
+the gate; MPSR's own readout dropout (`mpsr_dropout`) is vadkit's choice.
 """
 
 from __future__ import annotations
