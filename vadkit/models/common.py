@@ -36,9 +36,9 @@ LOSS_VARIANTS: dict[str, str] = {
     "rtfm": "RTFM's code: L2 sparsity of all abnormal scores, smoothness across the flattened "
     "abnormal batch",
     "mgfn": "MGFN's code as published with the paper (ded0ef6): RTFM's forms on the abnormal half",
-    "mgfn-current": "MGFN's code since the third-party change a6588e1: L2 sparsity of the "
-    "normal videos' scores, smoothness within each of all 2B videos",
-    "msip": "the MSIP paper: L1 sparsity sum per abnormal video, smoothness per abnormal video",
+    "mgfn-current": "MGFN's code since a6588e1 (third-party): L2 sparsity of the normal scores, "
+    "smoothness within each of all 2B videos",
+    "msip": "the MSIP paper: L1 sparsity sum and smoothness per abnormal video, averaged",
 }
 # Older names that stay accepted.
 LOSS_ALIASES: dict[str, str] = {"rtfm-code": "rtfm"}
