@@ -165,9 +165,10 @@ def _step_record(model: nn.Module, names: dict[str, str], order: dict, total, pa
     }
 
 
-@pytest.fixture(scope="module")
-def rtfm_results(ref, official_pkl):
-    model, names = _model64(official_pkl("rtfm"), "rtfm")
+def rtfm_golden_run(ref: Path, pkl: Path) -> dict:
+    """Everything the RTFM tests compare, computed once: eval outputs, the test video's scores,
+    one training step (dropout off) and the train-mode CTR output of the golden batch."""
+    model, names = _model64(pkl, "rtfm")
     x = torch.from_numpy(train_batch()).double()
     res = {"eval": _eval_outputs(model, x), "test": _test_scores(model, golden_video())}
     captured = {}
@@ -182,9 +183,10 @@ def rtfm_results(ref, official_pkl):
     return res
 
 
-@pytest.fixture(scope="module")
-def mgfn_results(ref, official_pkl):
-    model, names = _model64(official_pkl("mgfn"), "mgfn")
+def mgfn_golden_run(ref: Path, pkl: Path) -> dict:
+    """Everything the MGFN tests compare, computed once (one training forward, a backward per
+    regulariser form)."""
+    model, names = _model64(pkl, "mgfn")
     xs = train_batch()
     x = torch.from_numpy(xs).double()  # exact: the formula inputs are float32 numbers
     res = {"eval": _eval_outputs(model, x), "test": _test_scores(model, golden_video())}
@@ -195,7 +197,7 @@ def mgfn_results(ref, official_pkl):
     res["test_with_norm"] = _test_scores(model, np.concatenate([video, norm], -1))
     # MGFN's dataset computes it with numpy in float32: it differs by float32 rounding only
     # (through the model, about 7e-9 on L1 norms of about 830)
-    norm32 = np.linalg.norm(xs, axis=-1, keepdims=True)
+    norm32 = torch.from_numpy(np.linalg.norm(xs, axis=-1, keepdims=True)).double()
     res["norm32_rel_diff"] = max_diff(torch.linalg.vector_norm(x, dim=-1, keepdim=True) / norm32, 1)
     # One training forward serves both regulariser forms (they differ only in the loss), so the
     # BatchNorm statistics are those of exactly one step; a backward per form.
@@ -217,6 +219,16 @@ def mgfn_results(ref, official_pkl):
         order = json.loads((ref / f"mgfn_golden_{form}_order.json").read_text())
         res["step"][form] = _step_record(model, names, order, total, parts)
     return res
+
+
+@pytest.fixture(scope="module")
+def rtfm_results(ref, official_pkl):
+    return rtfm_golden_run(ref, official_pkl("rtfm"))
+
+
+@pytest.fixture(scope="module")
+def mgfn_results(ref, official_pkl):
+    return mgfn_golden_run(ref, official_pkl("mgfn"))
 
 
 # ---------------------------------------------------------------- key tables

@@ -57,6 +57,8 @@ class ChannelNorm(nn.Module):
 
 
 def feed_forward(dim: int, *, mult: int = 4, dropout: float = 0.0) -> nn.Sequential:
+    """MGFN's `FeedForward`: channel LayerNorm, 1×1 conv ×mult, GELU, Dropout, 1×1 conv back.
+    The Dropout sits where the official one does (after GELU); MGFN builds it with rate 0."""
     return nn.Sequential(
         ChannelNorm(dim),
         nn.Conv1d(dim, dim * mult, 1),
