@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+import typer
 
 from vadkit.convert import KEY_TABLES, _mgfn_depths, map_key, read_official_checkpoint
 from vadkit.errors import VadkitError
@@ -141,6 +142,26 @@ def test_mgfn_takes_the_official_input_layout():
 # ---------------------------------------------------------------- official checkpoints
 
 
+@pytest.fixture
+def convert_cli():
+    """The app with `vadkit convert` registered for this test only (until it is listed in
+    `vadkit.cli.COMMAND_MODULES`, other tests must not see it: man pages, --help)."""
+    from vadkit.cli.base import app
+
+    def ours() -> list:
+        return [c for c in app.registered_commands if c.callback.__module__ == "vadkit.cli.convert"]
+
+    had = bool(ours())
+    from vadkit.cli.convert import convert  # registers it on a first import
+
+    if not ours():
+        app.registered_commands.append(typer.models.CommandInfo(callback=convert))
+    yield app
+    if not had:
+        for info in ours():
+            app.registered_commands.remove(info)
+
+
 def official_like(name: str) -> dict[str, torch.Tensor]:
     """A tiny model's weights under the official key names."""
     own = small(name).state_dict()
@@ -213,3 +234,32 @@ def test_only_weights_are_unpickled(tmp_path):
 
 class _NotATensor:
     pass
+
+
+def test_convert_cli_overrides_refusals_and_json(tmp_path, convert_cli):
+    import json
+
+    from typer.testing import CliRunner
+
+    from vadkit.score import read_checkpoint
+
+    app = convert_cli
+    path = tmp_path / "mgfn.pkl"
+    torch.save(official_like("mgfn"), path)
+    run = tmp_path / "run"
+    args = ["convert", str(path), "-m", "mgfn", "-o", str(run)]
+    runner = CliRunner()
+    r = runner.invoke(app, [*args, "--crops", "5", "--backbone", "i3d-inception", "--json"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.output)
+    assert summary["feature_spec"]["crops"] == 5 and summary["model_args"]["dims"] == [16, 32, 64]
+    _, meta = read_checkpoint(run / "best.safetensors")
+    assert (
+        meta["feature_spec"]["backbone"] == "i3d-inception" and meta["feature_spec"]["crops"] == 5
+    )
+    assert meta["source"]["file"] == str(path.resolve()) and len(meta["source"]["sha256"]) == 64
+    r = runner.invoke(app, args)
+    assert r.exit_code == 1 and "exists; pass --force" in r.output
+    r = runner.invoke(app, [*args, "--force", "--feature-dim", "2048"])
+    assert r.exit_code == 1 and "--feature-dim 2048 does not fit" in r.output
+    assert r.output.count("\n") == 1  # one `Error: ...` line, no traceback

@@ -59,12 +59,8 @@ def convert(
     the source file and its sha256.
     """
     from vadkit.convert import convert_run
-    from vadkit.features import list_backbones
 
-    if backbone is not None and backbone not in list_backbones():
-        raise typer.BadParameter(
-            f"{backbone!r} is not one of {', '.join(list_backbones())}", param_hint="--backbone"
-        )
+    _check_backbone(backbone)
     target = out / "best.safetensors"
     if target.exists() and not force:
         raise VadkitError(f"{target} exists; pass --force to replace it")
@@ -75,24 +71,26 @@ def convert(
         "snippet_length": snippet_length,
     }
     meta = convert_run(checkpoint, model.value, out, overrides)
+    _summary(meta, checkpoint, target, json_out)
+
+
+def _check_backbone(backbone: str | None) -> None:
+    from vadkit.features import list_backbones
+
+    if backbone is not None and backbone not in list_backbones():
+        raise typer.BadParameter(
+            f"{backbone!r} is not one of {', '.join(list_backbones())}", param_hint="--backbone"
+        )
+
+
+def _summary(meta: dict, checkpoint: Path, target: Path, json_out: bool) -> None:
     spec = meta["feature_spec"]
     if json_out:
-        typer.echo(
-            json.dumps(
-                {
-                    "out": str(out),
-                    "checkpoint": str(target),
-                    "model": meta["model"],
-                    "model_args": meta["model_args"],
-                    "parameters": meta["parameters"],
-                    "feature_spec": spec,
-                    "source": meta["source"],
-                }
-            )
-        )
-    else:
-        typer.echo(
-            f"{target}: {meta['model']} ({meta['parameters']:,} parameters) for "
-            f"{spec['backbone']} features, {spec['crops']} crops x {spec['feature_dim']}-d, "
-            f"from {checkpoint} (sha256 {meta['source']['sha256'][:12]})"
-        )
+        keys = ("model", "model_args", "parameters", "feature_spec", "source")
+        typer.echo(json.dumps({"checkpoint": str(target), **{k: meta[k] for k in keys}}))
+        return
+    typer.echo(
+        f"{target}: {meta['model']} ({meta['parameters']:,} parameters) for "
+        f"{spec['backbone']} features, {spec['crops']} crops x {spec['feature_dim']}-d, "
+        f"from {checkpoint} (sha256 {meta['source']['sha256'][:12]})"
+    )
