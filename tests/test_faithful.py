@@ -14,6 +14,7 @@ from vadkit.errors import VadkitError
 from vadkit.models import create_model
 from vadkit.models.common import (
     LOSS_ALIASES,
+    LOSS_NAMES,
     LOSS_VARIANTS,
     check_variant,
     regularisers,
@@ -51,6 +52,7 @@ def test_loss_variants_are_named_and_described():
     for name, line in LOSS_VARIANTS.items():
         assert line and "\n" not in line and len(line) < 120, name
     assert LOSS_ALIASES == {"rtfm-code": "rtfm"}
+    assert LOSS_NAMES == ("rtfm", "mgfn", "mgfn-current", "msip", "rtfm-code")
     assert check_variant("rtfm-code") == "rtfm"
     with pytest.raises(VadkitError, match="unknown loss variant 'nope'.*rtfm, mgfn"):
         check_variant("nope")

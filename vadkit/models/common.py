@@ -42,6 +42,8 @@ LOSS_VARIANTS: dict[str, str] = {
 }
 # Older names that stay accepted.
 LOSS_ALIASES: dict[str, str] = {"rtfm-code": "rtfm"}
+# Every name `loss=` accepts (variants first, then aliases).
+LOSS_NAMES: tuple[str, ...] = (*LOSS_VARIANTS, *LOSS_ALIASES)
 LOSS_FORMS: dict[str, LossForm] = {
     "rtfm": LossForm("l2", "abnormal", "flat", "abnormal"),
     "mgfn": LossForm("l2", "abnormal", "flat", "abnormal"),

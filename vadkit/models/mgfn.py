@@ -213,9 +213,8 @@ class MGFN(VadModel):
         regularisers of `self.loss_variant`. `parts` are unweighted except the contrastive
         one, which is MGFN's combination of three contrastive terms."""
         out_n, out_a = self.forward_pair(normal, abnormal)
-        # abnormal first: the order in which the official code draws the exploration masks
-        score_a, mag_a = self._select(out_a)
         score_n, mag_n = self._select(out_n)
+        score_a, mag_a = self._select(out_a)
         l_bce = bce_bags(score_n, score_a)
         l_apart = contrastive(mag_a, mag_n, 1)
         l_same_a = contrastive(*halves(mag_a), 0)

@@ -177,9 +177,8 @@ class RTFM(VadModel):
         """RTFM's objective: BCE of the bag scores + 1e-4 × feature-magnitude loss + the score
         regularisers of `self.loss_variant`. `parts` are unweighted."""
         out_n, out_a = self.forward_pair(normal, abnormal)
-        # abnormal first: the order in which the official code draws the exploration masks
-        score_a, feat_a = self._select(out_a)
         score_n, feat_n = self._select(out_n)
+        score_a, feat_a = self._select(out_a)
         l_bce = bce_bags(score_n, score_a)
         l_fm = feature_magnitude_loss(feat_n, feat_a)
         l_sparse, l_smooth = regularisers(out_n["scores"], out_a["scores"], self.loss_variant)
