@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from vadkit.errors import VadkitError
-from vadkit.models import LOSS_VARIANTS, model_class
+from vadkit.models import LOSS_NAMES, model_class
 from vadkit.settings import build_config
 
 # model config fields the loop fills in itself, and where each comes from
@@ -42,7 +42,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 100
     device: str = "auto"
-    loss: str = "msip"
+    loss: str | None = None  # score-regulariser variant; None: the model's own (its code's)
     segments: int = 32  # RTFM's 32 segments per training video
     float16_cache: bool = False
     naming: str | None = None  # labels of a .list manifest (ucf | xd)
@@ -106,9 +106,9 @@ class TrainConfig:
             raise VadkitError(f"--lr must be a positive number, got {self.lr}")
         if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
             raise VadkitError(f"--weight-decay must be 0 or more, got {self.weight_decay}")
-        if self.loss not in LOSS_VARIANTS:
+        if self.loss is not None and self.loss not in LOSS_NAMES:
             raise VadkitError(
-                f"unknown --loss {self.loss!r}; choose one of {', '.join(LOSS_VARIANTS)}"
+                f"unknown --loss {self.loss!r}; choose one of {', '.join(LOSS_NAMES)}"
             )
         if (self.val is None) != (self.annotations is None):
             raise VadkitError("--val and --annotations go together: validation needs ground truth")

@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("extract", "Extract I3D features of 16-frame snippets (clip crops, patches)."),
     "train": ("train_score", "Train RTFM / MSIP / MGFN on extracted features."),
     "score": ("train_score", "Per-frame anomaly scores of features, manifests or videos."),
+    "convert": ("convert", "Convert an official RTFM / MGFN checkpoint into a vadkit run."),
     "eval": ("eval_plot", "Frame-level metrics of per-frame scores against ground truth."),
     "plot": ("eval_plot", "Plot one video's scores with its anomalous intervals shaded."),
 }

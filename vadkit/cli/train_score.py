@@ -29,14 +29,19 @@ from rich.progress import (
 from vadkit.cli.base import app
 from vadkit.errors import VadkitError
 from vadkit.io.annotations import FORMATS
-from vadkit.models import LOSS_VARIANTS, list_models
+from vadkit.models import LOSS_NAMES, LOSS_VARIANTS, list_models
 from vadkit.train_config import TrainConfig
 
 DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps (auto: this process's GPU if any, else the CPU)."
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
 
 ModelName = Enum("ModelName", {n: n for n in list_models()}, type=str)
-LossVariant = Enum("LossVariant", {n: n for n in LOSS_VARIANTS}, type=str)
+LossVariant = Enum("LossVariant", {n: n for n in LOSS_NAMES}, type=str)
+_LOSS_HELP = (
+    "Score regularisers; default: the model's own code's form. "
+    + "; ".join(f"{name}: {text}" for name, text in LOSS_VARIANTS.items())
+    + "; rtfm-code: old name of rtfm."
+)
 AnnotationsFormat = Enum("AnnotationsFormat", {n: n for n in ("auto", *FORMATS)}, type=str)
 
 
@@ -124,9 +129,7 @@ SeedOpt = Annotated[int, _opt(help="Seed of initialisation, sampling and dropout
 EvalEveryOpt = Annotated[int, _opt(help="Evaluate and save `last` every N steps.")]
 DeviceOpt = Annotated[str, _opt(help=DEVICE_HELP)]
 ResumeOpt = Annotated[bool, _opt("--resume", help="Continue the run in -o from its last save.")]
-LossOpt = Annotated[
-    LossVariant, _opt(help="Sparsity/smoothness form: msip (paper, per video) or rtfm-code.")
-]
+LossOpt = Annotated[LossVariant | None, _opt(help=_LOSS_HELP, show_default=False)]
 SegmentsOpt = Annotated[int, _opt(help="Segments per training video (RTFM: 32).")]
 Float16Opt = Annotated[bool, _opt("--float16-cache", help="Hold training features as float16.")]
 NamingOpt = Annotated[str | None, _opt(help="Labels of a .list manifest by name: ucf or xd.")]
@@ -187,7 +190,7 @@ def train_command(
             annotations=_str(annotations), annotations_format=annotations_format.value,
             from_run=_str(from_run), steps=D["steps"] if steps is None else steps,
             batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-            eval_every=eval_every, device=device, loss=loss.value, segments=segments,
+            eval_every=eval_every, device=device, loss=_value(loss), segments=segments,
             float16_cache=float16_cache, naming=naming, abnormal_first=abnormal_first,
             model_args=_model_args(model_arg or []),
         )  # fmt: skip

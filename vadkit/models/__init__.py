@@ -23,7 +23,21 @@ BUILTIN_MODELS = {
     "rtfm": "vadkit.models.rtfm",
 }
 # forms of the sparsity / smoothness regularisers (`vadkit.models.common.sparsity`)
-LOSS_VARIANTS = ("msip", "rtfm-code")
+# Loss variants by name: the sparsity/smoothness forms of each source (every model accepts every
+# variant; each model defaults to its own source's). One line each for `--help` and man pages.
+# Here (torch-free) so the CLI lists them without importing torch; the forms are in common.py.
+LOSS_VARIANTS: dict[str, str] = {
+    "rtfm": "RTFM's code: L2 sparsity of all abnormal scores, smoothness across the flattened "
+    "abnormal batch",
+    "mgfn": "MGFN's code as published with the paper (ded0ef6): RTFM's forms on the abnormal half",
+    "mgfn-current": "MGFN's code since a6588e1 (third-party): L2 sparsity of the normal scores, "
+    "smoothness within each of all 2B videos",
+    "msip": "the MSIP paper: L1 sparsity sum and smoothness per abnormal video, averaged",
+}
+# Older names that stay accepted.
+LOSS_ALIASES: dict[str, str] = {"rtfm-code": "rtfm"}
+# Every name `loss=` accepts (variants first, then aliases).
+LOSS_NAMES: tuple[str, ...] = (*LOSS_VARIANTS, *LOSS_ALIASES)
 
 _MODELS: dict[str, type] = {}
 
@@ -77,6 +91,8 @@ def create_model(name: str, **kwargs: Any):
 
 __all__ = [
     "BUILTIN_MODELS",
+    "LOSS_ALIASES",
+    "LOSS_NAMES",
     "LOSS_VARIANTS",
     "create_model",
     "list_models",

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vadkit.models import LOSS_VARIANTS
+from vadkit.errors import VadkitError
+from vadkit.models import LOSS_ALIASES, LOSS_NAMES, LOSS_VARIANTS
 from vadkit.settings import build_config, plain
 
 Bag = dict[str, torch.Tensor]
@@ -25,11 +27,30 @@ Bag = dict[str, torch.Tensor]
 CLIP = "clip"  # (b, n, t, d): n crops of t snippets of d-dim clip features
 PATCHES = "patches"  # (b, t, p, d): MSIP's p multi-scale patch features per snippet
 
+
+@dataclass(frozen=True)
+class LossForm:
+    """Where a loss variant puts its two score regularisers and in which form."""
+
+    sparsity: str  # "l2": ‖s‖₂ of the scores flattened | "l1": Σ_t |s_t| per video, mean
+    sparsity_on: str  # "abnormal" | "normal"
+    smoothness: str  # "flat" | "per-video-sum" | "per-video-mean"
+    smoothness_on: str  # "abnormal" | "all"
+
+
+LOSS_FORMS: dict[str, LossForm] = {
+    "rtfm": LossForm("l2", "abnormal", "flat", "abnormal"),
+    "mgfn": LossForm("l2", "abnormal", "flat", "abnormal"),
+    "mgfn-current": LossForm("l2", "normal", "per-video-sum", "all"),
+    "msip": LossForm("l1", "abnormal", "per-video-mean", "abnormal"),
+}
+
 # Weights of the score regularisers, RTFM's train.py (`sparsity(..., 8e-3)`, `smooth(..., 8e-4)`),
 # also used by MGFN and MSIP.
 SPARSITY_WEIGHT = 8e-3
 SMOOTHNESS_WEIGHT = 8e-4
-# Random exploration in top-k selection: RTFM's `Dropout(0.7)` over a mask of ones.
+# Random exploration in top-k selection: RTFM's and MGFN's `Dropout(0.7)` over a mask of ones
+# (`select_idx = drop_out(ones)` in RTFM's `Model.forward` and MGFN's `MSNSD`).
 TOPK_DROPOUT = 0.7
 
 
@@ -175,33 +196,63 @@ def bce_bags(score_normal: torch.Tensor, score_abnormal: torch.Tensor) -> torch.
 
 
 def sparsity(scores: torch.Tensor, variant: str) -> torch.Tensor:
-    """Sparsity of abnormal snippet scores `(b, t)`.
+    """Sparsity term of snippet scores `(b, t)` in the form `variant` uses (see `LOSS_FORMS`).
 
-    `msip`: the MSIP paper's L1 sum `Σ_t |s_t|` per video, averaged over videos.
-    `rtfm-code`: RTFM's code, the L2 norm of all abnormal scores flattened.
+    L2 forms (`rtfm`, `mgfn`, `mgfn-current`): the L2 norm of all the scores flattened.
+    L1 form (`msip`): the MSIP paper's sum `Σ_t |s_t|` per video, averaged over videos.
+    Which videos' scores it is given is the variant's business (`regularisers`).
     """
-    if variant == "rtfm-code":
+    if LOSS_FORMS[check_variant(variant)].sparsity == "l2":
         return torch.linalg.vector_norm(scores.reshape(-1))
     return scores.abs().sum(dim=1).mean()
 
 
 def smoothness(scores: torch.Tensor, variant: str) -> torch.Tensor:
-    """Temporal smoothness `Σ_t (s_t − s_{t−1})²` of abnormal snippet scores `(b, t)`.
+    """Temporal smoothness `Σ (s_t − s_{t−1})²` of snippet scores `(b, t)` in `variant`'s form.
 
-    `msip`: per video (no pair crosses a video boundary), averaged over videos.
-    `rtfm-code`: RTFM's code, over the flattened batch summed, so the last snippet of a video is
-    paired with the first of the next.
+    `flat` (`rtfm`, `mgfn`): over the batch flattened and summed, so the last snippet of a video
+    is paired with the first of the next (RTFM's code). `per-video-sum` (`mgfn-current`): within
+    each video, summed over videos. `per-video-mean` (`msip`): within each video, averaged.
     """
-    if variant == "rtfm-code":
+    form = LOSS_FORMS[check_variant(variant)].smoothness
+    if form == "flat":
         flat = scores.reshape(-1)
         return ((flat[1:] - flat[:-1]) ** 2).sum()
-    return ((scores[:, 1:] - scores[:, :-1]) ** 2).sum(dim=1).mean()
+    per_video = ((scores[:, 1:] - scores[:, :-1]) ** 2).sum(dim=1)
+    return per_video.sum() if form == "per-video-sum" else per_video.mean()
+
+
+def regularisers(
+    scores_normal: torch.Tensor, scores_abnormal: torch.Tensor, variant: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`(sparsity, smoothness)` (unweighted) of a step's snippet scores `(b, t)` per bag, each
+    on the videos `variant` puts it on: the abnormal bag, the normal bag, or all `2b` videos
+    (normal first, the order of the official joint batch)."""
+    form = LOSS_FORMS[check_variant(variant)]
+    chosen = {"normal": scores_normal, "abnormal": scores_abnormal}
+    if form.smoothness_on == "all":
+        chosen["all"] = torch.cat([scores_normal, scores_abnormal])
+    return (
+        sparsity(chosen[form.sparsity_on], variant),
+        smoothness(chosen[form.smoothness_on], variant),
+    )
+
+
+def canonical_loss(loss: str) -> str:
+    """The canonical name of loss variant `loss` (an alias resolves to its variant); a
+    ValueError for an unknown name (config checks turn it into a VadkitError)."""
+    name = LOSS_ALIASES.get(loss, loss)
+    if name not in LOSS_VARIANTS:
+        raise ValueError(f"unknown loss variant {loss!r}; choose one of {', '.join(LOSS_NAMES)}")
+    return name
 
 
 def check_variant(loss: str) -> str:
-    if loss not in LOSS_VARIANTS:
-        raise ValueError(f"unknown loss variant {loss!r}; choose one of {', '.join(LOSS_VARIANTS)}")
-    return loss
+    """`canonical_loss` for library callers: an unknown name is a VadkitError."""
+    try:
+        return canonical_loss(loss)
+    except ValueError as e:
+        raise VadkitError(str(e)) from None
 
 
 def xavier_init(module: nn.Module) -> None:

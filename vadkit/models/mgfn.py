@@ -1,11 +1,16 @@
 """MGFN (Chen et al., AAAI 2023): feature amplification, Glance and Focus blocks, and the
 magnitude-contrastive loss (docs/DESIGN.md, MGFN).
 
-Follows the official code (carolchenyx/MGFN `models/mgfn.py`, `utils/utils.py`, `loss.py`):
+Follows the official code (carolchenyx/MGFN. `models/mgfn.py`, `utils/utils.py`, `train.py`):
 a channel LayerNorm with biased variance, Focus blocks whose 5-tap temporal kernel is shared by
 the 64 channels of a head (head = channel index modulo the number of heads, as the code's
-`rearrange('b (c h) t -> (b c) h t')` groups them). With d = 2048 the model has 28,652,773
-parameters.
+`rearrange('b (c h) t -> (b c) h t')` groups them). Its dropouts are the official ones: the
+top-k exploration mask `Dropout(0.7)` over ones (`drop_out` in `MSNSD`, `--dropout_rate`) and
+the feed-forward `Dropout` between GELU and the second 1×1 conv (`FeedForward`, rate 0 as the
+model is built); MGFN has no dropout on its features and Glance's `dropout` argument is unused.
+The official input carries each snippet's L2 norm as channel d+1 (the dataset appends it);
+vadkit computes it from the features, or takes it from a `(…, d+1)` input. With d = 2048 the
+model has 28,652,773 parameters.
 """
 
 from __future__ import annotations
@@ -19,7 +24,6 @@ from torch import nn
 
 from vadkit.models import register_model
 from vadkit.models.common import (
-    LOSS_VARIANTS,
     SMOOTHNESS_WEIGHT,
     SPARSITY_WEIGHT,
     TOPK_DROPOUT,
@@ -27,16 +31,16 @@ from vadkit.models.common import (
     ModelConfig,
     VadModel,
     bce_bags,
+    canonical_loss,
     gather_time,
-    smoothness,
-    sparsity,
+    regularisers,
     topk_count,
     topk_indices,
 )
 
 MAG_RATIO = 0.1  # weight of the magnitude branch in FAM (MGFN's `--mag_ratio`)
 CONTRAST_MARGIN = 200.0  # MGFN's ContrastiveLoss(margin=200.0)
-CONTRAST_WEIGHT = 1e-3  # loss.py: 0.001 * (0.001 * loss_con + loss_con_a + loss_con_n)
+CONTRAST_WEIGHT = 1e-3  # train.py: 0.001 * (0.001 * loss_con + loss_con_a + loss_con_n)
 CROSS_CLASS_WEIGHT = 1e-3
 
 
@@ -56,6 +60,8 @@ class ChannelNorm(nn.Module):
 
 
 def feed_forward(dim: int, *, mult: int = 4, dropout: float = 0.0) -> nn.Sequential:
+    """MGFN's `FeedForward`: channel LayerNorm, 1×1 conv ×mult, GELU, Dropout, 1×1 conv back.
+    The Dropout sits where the official one does (after GELU); MGFN builds it with rate 0."""
     return nn.Sequential(
         ChannelNorm(dim),
         nn.Conv1d(dim, dim * mult, 1),
@@ -131,7 +137,7 @@ class MGFNConfig(ModelConfig):
     kernel: int = 5  # Focus's local aggregation kernel (MGFN `lokernel`)
     ff_dropout: float = 0.0
     topk_dropout: float = TOPK_DROPOUT
-    loss: str = "msip"
+    loss: str = "mgfn"  # score regularisers: MGFN's code at the paper (ded0ef6)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -142,10 +148,7 @@ class MGFNConfig(ModelConfig):
                 raise ValueError(f"unknown MGFN block {kind!r}; use glance or focus")
         if self.segments < 1:
             raise ValueError(f"segments must be at least 1, got {self.segments}")
-        if self.loss not in LOSS_VARIANTS:
-            raise ValueError(
-                f"unknown loss variant {self.loss!r}; choose one of {', '.join(LOSS_VARIANTS)}"
-            )
+        object.__setattr__(self, "loss", canonical_loss(self.loss))
 
 
 class MGFN(VadModel):
@@ -189,9 +192,14 @@ class MGFN(VadModel):
         return self.k  # the top-k selection takes k snippets of every video
 
     def forward(self, clip: torch.Tensor, patches: torch.Tensor | None = None) -> dict:
+        """Clip features `(b, n, t, d)`, or `(b, n, t, d+1)` in the official layout whose last
+        channel is each snippet's L2 norm (MGFN's dataset appends it)."""
         b, n, t, d = clip.shape  # (b, n, t, d)
         x = clip.reshape(b * n, t, d).transpose(1, 2)  # (b·n, d, t)
-        mag = torch.linalg.vector_norm(x, dim=1, keepdim=True)  # (b·n, 1, t)
+        if d == self.to_tokens.in_channels + 1:
+            x, mag = x[:, :-1], x[:, -1:]  # (b·n, d, t), (b·n, 1, t)
+        else:
+            mag = torch.linalg.vector_norm(x, dim=1, keepdim=True)  # (b·n, 1, t)
         x = self.to_tokens(x) + MAG_RATIO * self.to_mag(mag)  # FAM, (b·n, c0, t)
         for stage in self.layers:
             x = stage(x)  # (b·n, c, t)
@@ -202,7 +210,8 @@ class MGFN(VadModel):
 
     def _select(self, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
         """Bag score `(b,)` and the L1 norms of the top-k features per crop row, rows ordered
-        crop-major as MGFN stacks them: `(n·b, k)`."""
+        crop-major as MGFN stacks them: `(n·b, k)`. The indices come from the crop-averaged
+        magnitudes times the exploration mask (`self.explore`, MGFN's `drop_out(ones)`)."""
         idx = topk_indices(out["magnitudes"], self.k, self.explore)  # (b, k)
         bag_score = gather_time(out["scores"], idx, 1).mean(1)
         feats = gather_time(out["features"], idx, 2)  # (b, n, k, c)
@@ -210,6 +219,9 @@ class MGFN(VadModel):
         return bag_score, l1.reshape(-1, l1.shape[-1])
 
     def loss(self, normal: Bag, abnormal: Bag) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """MGFN's objective: BCE of the bag scores + the magnitude-contrastive loss + the score
+        regularisers of `self.loss_variant`. `parts` are unweighted except the contrastive
+        one, which is MGFN's combination of three contrastive terms."""
         out_n, out_a = self.forward_pair(normal, abnormal)
         score_n, mag_n = self._select(out_n)
         score_a, mag_a = self._select(out_a)
@@ -218,8 +230,7 @@ class MGFN(VadModel):
         l_same_a = contrastive(*halves(mag_a), 0)
         l_same_n = contrastive(*halves(mag_n), 0)
         l_mc = CONTRAST_WEIGHT * (CROSS_CLASS_WEIGHT * l_apart + l_same_a + l_same_n)
-        l_sparse = sparsity(out_a["scores"], self.loss_variant)
-        l_smooth = smoothness(out_a["scores"], self.loss_variant)
+        l_sparse, l_smooth = regularisers(out_n["scores"], out_a["scores"], self.loss_variant)
         total = l_bce + l_mc + SPARSITY_WEIGHT * l_sparse + SMOOTHNESS_WEIGHT * l_smooth
         parts = {
             "bce": l_bce.detach(),

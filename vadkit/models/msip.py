@@ -16,8 +16,12 @@ unpublished code:
 - gated fusion `x'_c = x_c + g·m` for every clip crop, g a scalar initialised to 0 so stage 2
   starts exactly where stage 1 ended.
 
-Stage 1 is CTR + classifier (identical to RTFM). Stage 2 loads a stage-1 checkpoint, freezes CTR
-and classifier (`requires_grad=False`, BatchNorm kept in eval mode) and trains MPSR and the gate.
+Stage 1 is CTR + classifier (identical to RTFM, with RTFM's dropouts where RTFM's code has
+them: `Dropout(0.7)` on the CTR output, seen by magnitudes, top-k, the feature-magnitude loss
+and the classifier; two inside the classifier; the top-k exploration mask). Stage 2 loads a
+stage-1 checkpoint, freezes CTR and classifier (`requires_grad=False`, BatchNorm kept in eval
+mode; their dropouts stay active in training, as stage 1 trained them) and trains MPSR and
+the gate; MPSR's own readout dropout (`mpsr_dropout`) is vadkit's choice.
 """
 
 from __future__ import annotations
@@ -138,6 +142,7 @@ class MPSR(nn.Module):
 
 @dataclass(frozen=True)
 class MSIPConfig(RTFMConfig):
+    loss: str = "msip"  # score regularisers: the MSIP paper's form (models.LOSS_VARIANTS)
     stage: int = 1
     graph_dim: int = 512  # h of the HGC layers (docs/DESIGN.md, MSIP)
     graph_layers: int = 2

@@ -1,9 +1,13 @@
 """RTFM (Tian et al., ICCV 2021): the CTR temporal network, the snippet classifier, top-k feature
 magnitude and its MIL loss (docs/DESIGN.md, RTFM). CTR + classifier is also MSIP's stage 1.
 
-Follows the official code (tianyu0207/RTFM `model.py`): Conv→ReLU→BN order, a non-local block
-whose attention is divided by the sequence length, Xavier init. With d = 2048 the model has
-24,718,849 parameters.
+Follows the official code (tianyu0207/RTFM `model.py`, `train.py`): Conv→ReLU→BN order, a
+non-local block whose attention is divided by the sequence length, Xavier init, and its
+dropouts where the code has them: `Dropout(0.7)` on the CTR output, which the feature
+magnitudes, the top-k selection, the feature-magnitude loss and the classifier all see; two
+more inside the classifier; a `Dropout(0.7)` mask over ones for top-k exploration. With
+d = 2048 the model has 24,718,849 parameters; with the official weights (`vadkit convert`)
+its outputs, losses and gradients are the official code's.
 """
 
 from __future__ import annotations
@@ -16,7 +20,6 @@ from torch import nn
 
 from vadkit.models import register_model
 from vadkit.models.common import (
-    LOSS_VARIANTS,
     SMOOTHNESS_WEIGHT,
     SPARSITY_WEIGHT,
     TOPK_DROPOUT,
@@ -24,9 +27,9 @@ from vadkit.models.common import (
     ModelConfig,
     VadModel,
     bce_bags,
+    canonical_loss,
     gather_time,
-    smoothness,
-    sparsity,
+    regularisers,
     topk_count,
     topk_indices,
     xavier_init,
@@ -35,7 +38,7 @@ from vadkit.models.common import (
 # RTFM's loss constants (`RTFM_loss(alpha=0.0001, margin=100)` in the official train.py).
 FM_MARGIN = 100.0
 FM_WEIGHT = 1e-4
-# Dropout of RTFM's classifier (`nn.Dropout(0.7)`).
+# RTFM's `nn.Dropout(0.7)`: on the CTR output and after fc1 and fc2 (see Classifier).
 CLASSIFIER_DROPOUT = 0.7
 
 
@@ -91,16 +94,37 @@ class CTR(nn.Module):
         return out.transpose(1, 2)  # (B, t, d)
 
 
-def classifier(feature_dim: int, *, dropout: float = CLASSIFIER_DROPOUT) -> nn.Sequential:
-    """Snippet classifier `(…, d)` → `(…, 1)` in [0, 1]; layer sizes 512, 128 are RTFM's."""
-    return nn.Sequential(
-        nn.Dropout(dropout),
+class Classifier(nn.Sequential):
+    """RTFM's snippet classifier `(…, d)` → `(…, 1)` in [0, 1], layer sizes 512, 128.
+
+    Slot 0 is RTFM's feature dropout (`out = self.drop_out(out)` right after `Aggregate` in the
+    official `Model.forward`): the model applies it to the CTR output itself with `drop`, so
+    the magnitudes, top-k and feature-magnitude loss see the same dropped-out features as the
+    classifier; `head` is the rest. The two inner dropouts are the official ones after `fc1`
+    and `fc2` (the same `drop_out` module, p = 0.7). Calling the whole Sequential runs all
+    three on an undropped input.
+    """
+
+    def drop(self, x: torch.Tensor) -> torch.Tensor:
+        return self[0](x)
+
+    def head(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in list(self)[1:]:
+            x = layer(x)
+        return x
+
+
+def classifier(feature_dim: int, *, dropout: float = CLASSIFIER_DROPOUT) -> Classifier:
+    """The classifier with its feature dropout in slot 0 (the slots, hence the state-dict keys
+    `classifier.1/4/7`, are unchanged from earlier vadkit versions)."""
+    return Classifier(
+        nn.Dropout(dropout),  # feature dropout on the CTR output (see Classifier)
         nn.Linear(feature_dim, 512),
         nn.ReLU(),
-        nn.Dropout(dropout),
+        nn.Dropout(dropout),  # official: after fc1 + ReLU
         nn.Linear(512, 128),
         nn.ReLU(),
-        nn.Dropout(dropout),
+        nn.Dropout(dropout),  # official: after fc2 + ReLU
         nn.Linear(128, 1),
         nn.Sigmoid(),
     )
@@ -113,7 +137,7 @@ class RTFMConfig(ModelConfig):
     hidden: int = 512  # CTR width (RTFM)
     dropout: float = CLASSIFIER_DROPOUT
     topk_dropout: float = TOPK_DROPOUT
-    loss: str = "msip"  # sparsity/smoothness form, see common.sparsity
+    loss: str = "rtfm"  # score regularisers: RTFM's code (models.LOSS_VARIANTS)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -123,10 +147,7 @@ class RTFMConfig(ModelConfig):
         for name in ("dropout", "topk_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.loss not in LOSS_VARIANTS:
-            raise ValueError(
-                f"unknown loss variant {self.loss!r}; choose one of {', '.join(LOSS_VARIANTS)}"
-            )
+        object.__setattr__(self, "loss", canonical_loss(self.loss))
 
 
 class RTFM(VadModel):
@@ -156,28 +177,29 @@ class RTFM(VadModel):
 
     def forward(self, clip: torch.Tensor, patches: torch.Tensor | None = None) -> dict:
         b, n, t, d = clip.shape  # (b, n, t, d)
-        feats = self.ctr(clip.reshape(b * n, t, d))  # (b·n, t, d)
-        scores = self.classifier(feats).view(b, n, t).mean(1)  # (b, t)
+        # Feature dropout on the CTR output: everything below sees the dropped-out features.
+        feats = self.classifier.drop(self.ctr(clip.reshape(b * n, t, d)))  # (b·n, t, d)
+        scores = self.classifier.head(feats).view(b, n, t).mean(1)  # (b, t)
         magnitudes = torch.linalg.vector_norm(feats, dim=-1).view(b, n, t).mean(1)  # (b, t)
         return {"scores": scores, "features": feats.view(b, n, t, d), "magnitudes": magnitudes}
 
     def _select(self, out: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Bag score `(b,)` and the top-k features of every crop `(b, n, k, d)`."""
+        """Bag score `(b,)` and the top-k features of every crop `(b, n, k, d)`; the indices come
+        from the crop-averaged magnitudes times the exploration mask (`self.explore`, RTFM's
+        `drop_out(ones)`, one mask per video shared by its crops)."""
         idx = topk_indices(out["magnitudes"], self.k, self.explore)  # (b, k)
         bag_score = gather_time(out["scores"], idx, 1).mean(1)  # (b,)
         return bag_score, gather_time(out["features"], idx, 2)  # (b, n, k, d)
 
     def loss(self, normal: Bag, abnormal: Bag) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """RTFM's objective: BCE of the bag scores + 1e-4 × feature-magnitude loss + the score
+        regularisers of `self.loss_variant`. `parts` are unweighted."""
         out_n, out_a = self.forward_pair(normal, abnormal)
         score_n, feat_n = self._select(out_n)
         score_a, feat_a = self._select(out_a)
         l_bce = bce_bags(score_n, score_a)
-        # Feature-magnitude loss per crop row: ‖mean_k‖₂ of the selected features.
-        mag_a = torch.linalg.vector_norm(feat_a.mean(2), dim=-1).reshape(-1)  # (b·n,)
-        mag_n = torch.linalg.vector_norm(feat_n.mean(2), dim=-1).reshape(-1)  # (b·n,)
-        l_fm = ((FM_MARGIN - mag_a).abs() + mag_n).pow(2).mean()
-        l_sparse = sparsity(out_a["scores"], self.loss_variant)
-        l_smooth = smoothness(out_a["scores"], self.loss_variant)
+        l_fm = feature_magnitude_loss(feat_n, feat_a)
+        l_sparse, l_smooth = regularisers(out_n["scores"], out_a["scores"], self.loss_variant)
         total = l_bce + FM_WEIGHT * l_fm + SPARSITY_WEIGHT * l_sparse + SMOOTHNESS_WEIGHT * l_smooth
         parts = {
             "bce": l_bce.detach(),
@@ -188,6 +210,22 @@ class RTFM(VadModel):
         return total, parts
 
 
+def feature_magnitude_loss(feat_n: torch.Tensor, feat_a: torch.Tensor) -> torch.Tensor:
+    """RTFM's MIL ranking loss on the selected features `(b, n, k, d)` of each bag: per crop row,
+    `a = ‖mean_k‖₂` (abnormal) and `n` (normal), `mean((|margin − a| + n)²)`."""
+    mag_a = torch.linalg.vector_norm(feat_a.mean(2), dim=-1).reshape(-1)  # (b·n,)
+    mag_n = torch.linalg.vector_norm(feat_n.mean(2), dim=-1).reshape(-1)  # (b·n,)
+    return ((FM_MARGIN - mag_a).abs() + mag_n).pow(2).mean()
+
+
 register_model(RTFM)
 
-__all__ = ["CTR", "RTFM", "NonLocal1d", "RTFMConfig", "classifier"]
+__all__ = [
+    "CTR",
+    "RTFM",
+    "Classifier",
+    "NonLocal1d",
+    "RTFMConfig",
+    "classifier",
+    "feature_magnitude_loss",
+]
