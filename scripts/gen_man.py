@@ -87,6 +87,13 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "vadkit score runs/msip my_video.mp4 -o scores",
         ),
     ],
+    "vadkit-convert": [
+        (
+            "RTFM's published UCF-Crime checkpoint as a run, then score its public features:",
+            "vadkit convert rtfm-ucf.pkl --model rtfm -o runs/rtfm-official",
+        ),
+        ("", "vadkit score runs/rtfm-official ucf-i3d-test/ -o scores"),
+    ],
     "vadkit-eval": [
         (
             "The benchmark metrics (annotation format detected):",

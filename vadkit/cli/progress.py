@@ -104,8 +104,9 @@ class ProgressReporter:
     def __enter__(self) -> ProgressReporter:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, *exc) -> None:
+        # leaving on an error: its one `Error:` line says what happened, no "stopped" line first
+        self.close(final_line=exc_type is None)
 
     def advance(self, n: int = 1, *, item: str | None = None, work: int = 0) -> None:
         """`n` more items finished (the last one named `item`), `work` more units of work."""
@@ -146,14 +147,14 @@ class ProgressReporter:
         else:
             print(text, file=self.stream, flush=True)
 
-    def close(self) -> None:
+    def close(self, *, final_line: bool = True) -> None:
         if self._closed:
             return
         self._closed = True
         if self._bar is not None:
             self._refresh_bar()
             self._bar.stop()
-        elif not self.quiet:
+        elif not self.quiet and final_line:
             self._print_line(None, final=True)
 
     # ------------------------------------------------------------------------------- the line
