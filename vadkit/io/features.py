@@ -92,13 +92,13 @@ class FeatureMeta:
             raise VadkitError(
                 f"{path}: not a vadkit feature description (format {obj.get('format')!r})"
             )
+        if not isinstance(obj.get("format_version", 0), int):
+            raise VadkitError(f"{path}: format_version must be an integer")
         if obj.get("format_version", 0) > FORMAT_VERSION:
             raise VadkitError(
                 f"{path}: feature format version {obj['format_version']} is newer than this "
                 f"vadkit understands ({FORMAT_VERSION}); upgrade vadkit"
             )
-        if not isinstance(obj.get("format_version", 0), int):
-            raise VadkitError(f"{path}: format_version must be an integer")
         known = {f.name for f in fields(cls)}
         try:
             meta = cls(**{k: v for k, v in obj.items() if k in known})
