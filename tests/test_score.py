@@ -168,3 +168,10 @@ def test_score_a_video_file_extracts_it_with_the_runs_settings(tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stderr == "" and sorted(p.name for p in out2.iterdir()) == ["clip.json", "clip.npy"]
     np.testing.assert_array_equal(read_scores(out2)["clip"][0], frames)
+    # an unreadable video is named at the end; the others are scored (exit 1)
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
+    out3 = tmp_path / "scores3"
+    r = runner.invoke(app, ["score", str(run), str(video), str(tmp_path / "bad.mp4"), "-o",
+                            str(out3), "--device", "cpu", "-q"])  # fmt: skip
+    assert r.exit_code == 1 and "failed bad" in r.stderr and "extraction failed" in r.stderr
+    assert list(read_scores(out3)) == ["clip"]
