@@ -360,6 +360,14 @@ def test_10_an_empty_directory_is_an_error(trained, tmp_path):
     assert code == 1 and "no feature files" in err, err
 
 
+def test_10_an_unreadable_directory_is_an_error_not_empty(tmp_path, monkeypatch):
+    # the CLI's argument type refuses it before (a usage error); the library says so too
+    feature(tmp_path / "f", "a")
+    monkeypatch.setattr("vadkit.score.os.access", lambda path, mode: Path(path).name != "f")
+    with pytest.raises(VadkitError, match="cannot read the directory"):
+        resolve_inputs([tmp_path / "f"])
+
+
 def test_10_a_row_with_an_empty_path_is_not_skipped(trained, tmp_path):
     _, run = trained
     feature(tmp_path / "f", "a")

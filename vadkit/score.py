@@ -171,6 +171,8 @@ class Inputs:
 
     def add_dir(self, p: Path) -> None:
         self.dirs.append((p, f"input directory {p}"))
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise VadkitError(f"{p}: cannot read the directory (permission denied)")
         files = _feature_files(p)
         found = [q for q in sorted(p.rglob("*")) if _is_video(q)] if not files else []
         if not files and not found:
