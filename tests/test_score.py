@@ -160,6 +160,7 @@ def test_score_a_video_file_extracts_it_with_the_runs_settings(tmp_path):
     assert frames.shape == (20,) and m.snippets == 2
     # said loudly before it starts, and the features are kept inside -o for the next run
     assert "1 video input(s) have no features yet" in r.stderr and str(out / "features") in r.stderr
+    assert "clip features only" in r.stderr and not list((out / "features").glob("*_patch*"))
     assert (out / "features" / "clip.npy").is_file() and (out / "features" / "clip.json").is_file()
     assert m.features == str(out / "features" / "clip.npy")
     out2 = tmp_path / "scores2"

@@ -356,13 +356,19 @@ class _ExtractProgress:
 
 def _extract(loaded, videos: list[Path], target: Path, device, weights, quiet, failed):
     from vadkit.cli.progress import ProgressReporter
+    from vadkit.models.common import PATCHES
     from vadkit.score import extract_for_run
 
     if not quiet:
+        what = (
+            "with MSIP's patches, which this run reads"
+            if PATCHES in loaded.model.inputs
+            else "clip features only: this run reads no patches"
+        )
         typer.echo(
             f"note: {len(videos)} video input(s) have no features yet: extracting them first "
-            f"into {target} with the run's extraction settings; this takes a while (minutes "
-            "per video on a CPU). Next time pass --features with the extracted directory.",
+            f"into {target} with the run's extraction settings ({what}); this takes a while "
+            "(minutes per video on a CPU). Next time pass --features with that directory.",
             err=True,
         )
     with ProgressReporter(
