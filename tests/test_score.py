@@ -158,3 +158,21 @@ def test_score_a_video_file_extracts_it_with_the_runs_settings(tmp_path):
     assert r.exit_code == 0, r.output
     frames, m = read_scores(out)["clip"]
     assert frames.shape == (20,) and m.snippets == 2
+    # said loudly before it starts, and the features are kept inside -o for the next run
+    assert "1 video input(s) have no features yet" in r.stderr and str(out / "features") in r.stderr
+    assert "clip features only" in r.stderr and not list((out / "features").glob("*_patch*"))
+    assert (out / "features" / "clip.npy").is_file() and (out / "features" / "clip.json").is_file()
+    assert m.features == str(out / "features" / "clip.npy")
+    out2 = tmp_path / "scores2"
+    r = runner.invoke(app, ["score", str(run), str(video), "-o", str(out2), "--device", "cpu",
+                            "--discard-features", "-q"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert r.stderr == "" and sorted(p.name for p in out2.iterdir()) == ["clip.json", "clip.npy"]
+    np.testing.assert_array_equal(read_scores(out2)["clip"][0], frames)
+    # an unreadable video is named at the end; the others are scored (exit 1)
+    (tmp_path / "bad.mp4").write_bytes(b"not a video at all")
+    out3 = tmp_path / "scores3"
+    r = runner.invoke(app, ["score", str(run), str(video), str(tmp_path / "bad.mp4"), "-o",
+                            str(out3), "--device", "cpu", "-q"])  # fmt: skip
+    assert r.exit_code == 1 and "failed bad" in r.stderr and "extraction failed" in r.stderr
+    assert list(read_scores(out3)) == ["clip"]

@@ -7,12 +7,13 @@ over its frames and the curve trimmed to the video's true frame count.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
 
-from vadkit.data import Source, full_length_bag, load_source, spec_of
+from vadkit.data import Source, check_finite, full_length_bag, load_source, spec_of
 from vadkit.errors import VadkitError
 from vadkit.io.features import SNIPPET_LENGTH, FeatureMeta, FeatureSpec
 from vadkit.models.common import PATCHES
@@ -54,7 +55,37 @@ def check_features(
         )
 
 
+@contextlib.contextmanager
+def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`model` in eval mode inside the block; its train/eval mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
+def source_scores(
+    model: torch.nn.Module,
+    src: Source,
+    *,
+    spec: FeatureSpec,
+    device: torch.device,
+    what: str = "the checkpoint",
+) -> np.ndarray:
+    """Snippet scores `(t,)` of one video on the full snippet sequence (the caller puts the
+    model in eval mode). A file that cannot be read, does not fit `spec` or holds NaN/inf is
+    a VadkitError naming it."""
+    patches = PATCHES in model.inputs
+    clip, patch = load_source(src, patches=patches)
+    check_features(src, clip.shape, spec, what=what, patches=patches)
+    check_finite(src, clip, patch)
+    bag = full_length_bag(clip, patch, device)
+    return model.scores(bag)[0].float().cpu().numpy()
+
+
 def snippet_scores(
     model: torch.nn.Module,
     sources: Sequence[Source],
@@ -66,19 +97,9 @@ def snippet_scores(
     """Yield `(source, scores (t,))` for every video: model in eval mode, full-length sequence.
 
     The caller's train/eval mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    patches = PATCHES in model.inputs
-    try:
+    with eval_mode(model):
         for src in sources:
-            clip, patch = load_source(src, patches=patches)
-            check_features(src, clip.shape, spec, what=what, patches=patches)
-            if not np.isfinite(clip).all() or (patch is not None and not np.isfinite(patch).all()):
-                raise VadkitError(f"video {src.video} ({src.path}): features contain NaN or inf")
-            bag = full_length_bag(clip, patch, device)
-            yield src, model.scores(bag)[0].float().cpu().numpy()
-    finally:
-        model.train(was_training)
+            yield src, source_scores(model, src, spec=spec, device=device, what=what)
 
 
 def frame_scores(
@@ -96,4 +117,11 @@ def frame_scores(
     return scores, counts
 
 
-__all__ = ["check_features", "frame_scores", "snippet_scores", "snippet_to_frame_scores"]
+__all__ = [
+    "check_features",
+    "eval_mode",
+    "frame_scores",
+    "snippet_scores",
+    "snippet_to_frame_scores",
+    "source_scores",
+]

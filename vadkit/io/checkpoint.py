@@ -77,7 +77,7 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         state = load_bytes(data)
         raw = _metadata(data)
         meta = json.loads(raw) if raw is not None else None
-    except (SafetensorError, OSError, ValueError, UnicodeDecodeError) as e:
+    except (SafetensorError, OSError, ValueError, UnicodeDecodeError, AttributeError) as e:
         raise VadkitError(f"{p}: unreadable checkpoint ({e})") from None
     if meta is None:
         raise VadkitError(f"{p}: not a vadkit checkpoint (no 'vadkit' metadata)")
@@ -85,8 +85,11 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
         got = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
         raise VadkitError(f"{p}: not a vadkit checkpoint (format {got!r})")
     missing = [k for k in REQUIRED_KEYS if k not in meta]
-    if missing or not isinstance(meta["model_args"], dict):
+    if missing:
         raise VadkitError(f"{p}: incomplete checkpoint metadata (missing {', '.join(missing)})")
+    bad = _meta_problem(meta)
+    if bad:
+        raise VadkitError(f"{p}: malformed checkpoint metadata: {bad}")
     want = meta.get("tensors_sha256")
     if want is not None and tensors_sha256(state) != want:
         raise VadkitError(
@@ -96,11 +99,31 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     return state, meta
 
 
+def _meta_problem(meta: dict[str, Any]) -> str | None:
+    """What in a checkpoint's metadata has the wrong type (first one), or None."""
+    checks = (
+        ("model", lambda v: isinstance(v, str), "a string"),
+        ("model_args", lambda v: isinstance(v, dict), "a JSON object"),
+        ("stage", lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2"),
+        ("step", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        ("feature_spec", lambda v: v is None or isinstance(v, dict), "a JSON object"),
+        ("extraction", lambda v: v is None or isinstance(v, dict), "a JSON object"),
+        ("tensors_sha256", lambda v: v is None or isinstance(v, str), "a string"),
+    )
+    for key, ok, what in checks:
+        if key in meta and not ok(meta[key]):
+            return f"{key} must be {what}, got {meta[key]!r}"
+    return None
+
+
 def _metadata(data: bytes) -> str | None:
     """The `vadkit` metadata string of safetensors bytes (8-byte header length, JSON header)."""
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + n].decode("utf-8"))
-    return (header.get("__metadata__") or {}).get("vadkit")
+    raw = (header.get("__metadata__") or {}).get("vadkit")
+    if raw is not None and not isinstance(raw, str):
+        raise ValueError("its 'vadkit' metadata is not a string")
+    return raw
 
 
 __all__ = ["CHECKPOINT_FORMAT", "read_checkpoint", "save_checkpoint", "tensors_sha256"]

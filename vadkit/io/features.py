@@ -23,6 +23,7 @@ import numpy as np
 
 from vadkit import __version__
 from vadkit.errors import VadkitError
+from vadkit.io.artifacts import check_video_name
 from vadkit.io.atomic import save_json, save_npy
 
 FORMAT = "vadkit.features"
@@ -81,11 +82,18 @@ class FeatureMeta:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], *, path: str | os.PathLike = "") -> FeatureMeta:
+    def from_json(cls, obj: Any, *, path: str | os.PathLike = "") -> FeatureMeta:
+        if not isinstance(obj, dict):
+            raise VadkitError(
+                f"{path}: not a vadkit feature description (a JSON {type(obj).__name__}, "
+                "not an object)"
+            )
         if obj.get("format") != FORMAT:
             raise VadkitError(
                 f"{path}: not a vadkit feature description (format {obj.get('format')!r})"
             )
+        if not isinstance(obj.get("format_version", 0), int):
+            raise VadkitError(f"{path}: format_version must be an integer")
         if obj.get("format_version", 0) > FORMAT_VERSION:
             raise VadkitError(
                 f"{path}: feature format version {obj['format_version']} is newer than this "
@@ -93,9 +101,50 @@ class FeatureMeta:
             )
         known = {f.name for f in fields(cls)}
         try:
-            return cls(**{k: v for k, v in obj.items() if k in known})
+            meta = cls(**{k: v for k, v in obj.items() if k in known})
         except TypeError as e:
             raise VadkitError(f"{path}: incomplete feature description ({e})") from None
+        bad = _type_problem(meta)
+        if bad:
+            raise VadkitError(f"{path}: malformed feature description: {bad}; re-extract it")
+        return meta
+
+
+# the fields `_type_problem` checks, by what they must be
+_COUNTS = ("snippets", "frame_count", "frames_used")  # >= 0
+_SIZES = ("feature_dim", "crops", "snippet_length", "short_side", "crop_size")  # > 0
+_RATES = ("fps_native", "fps_used")  # > 0
+_TEXTS = ("video", "backbone", "padding", "pixel_scaling", "weights_source", "compute_dtype",
+          "dtype", "source", "vadkit_version")  # fmt: skip
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _type_problem(meta: FeatureMeta) -> str | None:
+    """What in `meta` has the wrong type or an impossible value (first one), or None."""
+    for name in _COUNTS + _SIZES:
+        v = getattr(meta, name)
+        if not _is_int(v) or v < (0 if name in _COUNTS else 1):
+            kind = "a non-negative" if name in _COUNTS else "a positive"
+            return f"{name} must be {kind} integer, got {v!r}"
+    for name in _RATES:
+        v = getattr(meta, name)
+        if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0 or v != v:
+            return f"{name} must be a positive number, got {v!r}"
+    for name in _TEXTS:
+        if not isinstance(getattr(meta, name), str):
+            return f"{name} must be a string, got {getattr(meta, name)!r}"
+    if meta.weights_sha256 is not None and not isinstance(meta.weights_sha256, str):
+        return f"weights_sha256 must be a string or null, got {meta.weights_sha256!r}"
+    if meta.source_size is not None and not _is_int(meta.source_size):
+        return f"source_size must be an integer or null, got {meta.source_size!r}"
+    for name in ("patch_grids", "extra"):
+        v = getattr(meta, name)
+        if v is not None and not isinstance(v, dict):
+            return f"{name} must be a JSON object, got {v!r}"
+    return None
 
 
 Grids = tuple[tuple[str, tuple[int, ...]], ...]
@@ -209,6 +258,7 @@ def write_features(
     patches: dict[str, np.ndarray] | None = None,
 ) -> None:
     """Write arrays then metadata, each atomically; the JSON goes last so it marks completion."""
+    check_video_name(meta.video, f"{directory}: ")
     clip = np.ascontiguousarray(clip, dtype=np.float32)
     if clip.ndim != 3 or clip.shape != (meta.snippets, meta.crops, meta.feature_dim):
         raise VadkitError(
@@ -230,14 +280,14 @@ def read_meta(directory: str | os.PathLike, video: str) -> FeatureMeta | None:
         return None
     try:
         obj = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise VadkitError(f"{p}: unreadable feature metadata ({e})") from None
     return FeatureMeta.from_json(obj, path=p)
 
 
-def _load_npy(p: Path, *, mmap: bool = False) -> np.ndarray:
+def _load_npy(p: Path, *, mmap: bool = False, missing: str = "") -> np.ndarray:
     if not p.exists():
-        raise VadkitError(f"{p}: feature file not found")
+        raise VadkitError(f"{p}: feature file not found{missing}")
     try:
         return np.load(p, mmap_mode="r" if mmap else None, allow_pickle=False)
     except (OSError, ValueError) as e:
@@ -256,6 +306,11 @@ def load_clip(
         raise VadkitError(f"{p}: expected clip features of shape (t, n, d), got {arr.shape}")
     if not np.issubdtype(arr.dtype, np.floating):
         raise VadkitError(f"{p}: expected float features, got dtype {arr.dtype}")
+    if arr.shape[0] == 0:
+        raise VadkitError(
+            f"{p}: holds 0 snippets (a video shorter than one snippet has no features); "
+            "remove it from the inputs or re-extract it"
+        )
     video = p.name[: -len(".npy")]
     meta = read_meta(p.parent, video)
     if meta is not None and tuple(arr.shape) != (meta.snippets, meta.crops, meta.feature_dim):
@@ -266,6 +321,13 @@ def load_clip(
     return arr, meta
 
 
+_NO_PATCHES = (
+    "; this model reads MSIP's multi-scale patch features (VID_patch23/35/47.npy), which the "
+    "features were extracted without: re-extract the videos with patches (`vadkit extract` "
+    "without --no-patches)"
+)
+
+
 def load_patches(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, np.ndarray]:
     """Load the three patch arrays beside clip file `path` (`VID.npy` → `VID_patch23.npy` …)."""
     p = Path(path)
@@ -273,7 +335,7 @@ def load_patches(path: str | os.PathLike, *, mmap: bool = False) -> dict[str, np
     out = {}
     for grid, (rows, cols, _, _) in PATCH_GRIDS.items():
         q = patch_path(p.parent, video, grid)
-        arr = _load_npy(q, mmap=mmap)
+        arr = _load_npy(q, mmap=mmap, missing=_NO_PATCHES)
         if arr.ndim != 3 or arr.shape[1] != rows * cols:
             raise VadkitError(f"{q}: expected shape (t, {rows * cols}, d), got {arr.shape}")
         out[grid] = arr

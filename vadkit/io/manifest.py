@@ -18,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vadkit.errors import VadkitError
+from vadkit.io.artifacts import check_video_name
 from vadkit.io.atomic import save_text
+from vadkit.io.features import PATCH_GRIDS
 
 NAMING_RULES = ("ucf", "xd")
 
@@ -55,9 +57,14 @@ def read_text_file(p: Path, what: str = "manifest") -> str:
     if not p.exists():
         raise VadkitError(f"{p}: {what} not found")
     try:
-        return p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise VadkitError(f"{p}: unreadable {what} ({e})") from None
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise VadkitError(f"{p}: not a text {what} (it is not UTF-8 text)") from None
+    except OSError as e:
+        raise VadkitError(f"{p}: unreadable {what} ({(e.strerror or str(e)).lower()})") from None
+    if "\0" in text:
+        raise VadkitError(f"{p}: not a text {what} (it holds NUL bytes)")
+    return text
 
 
 def list_lines(p: Path, text: str | None = None) -> list[tuple[int, str]]:
@@ -89,17 +96,20 @@ def read_manifest(
     *,
     abnormal_first: int | None = None,
     naming: str | None = None,
+    notes: list[str] | None = None,
 ) -> list[Entry]:
-    """Read a CSV or `.list` manifest. Errors name the file and line."""
+    """Read a CSV or `.list` manifest. Errors name the file and line.
+
+    A list's lines naming MSIP patch files (`VID_patch23.npy`, as `ls feats/*.npy > list`
+    picks them up) are not videos: they are skipped before `abnormal_first` counts lines, and
+    a note saying so is appended to `notes` when given."""
     p = Path(path)
     text = read_text_file(p)
-    if "\0" in text:
-        raise VadkitError(f"{p}: not a text manifest (it holds NUL bytes)")
     first = text.lstrip().split("\n", 1)[0].strip().lower()
     if first.startswith("video,") or first == "video":
         entries = _read_csv(p, text, naming)
     else:
-        entries = _read_list(p, text, abnormal_first, naming)
+        entries = _read_list(p, text, abnormal_first, naming, notes)
     if not entries:
         raise VadkitError(f"{p}: manifest lists no videos")
     seen: dict[str, int] = {}
@@ -120,7 +130,10 @@ def _resolve(base: Path, value: str) -> Path:
 def _read_csv(p: Path, text: str, naming: str | None) -> list[Entry]:
     lines = text.splitlines()
     skip = next(i for i, ln in enumerate(lines) if ln.strip())  # leading blank lines
-    rows = list(csv.reader(lines[skip:]))
+    try:
+        rows = list(csv.reader(lines[skip:]))
+    except csv.Error as e:
+        raise VadkitError(f"{p}: not a readable CSV manifest ({e})") from None
     header = [h.strip().lower() for h in rows[0]]
     if "video" not in header:
         raise VadkitError(f"{p}:{skip + 1}: CSV manifest needs a 'video' column, got {rows[0]}")
@@ -140,6 +153,7 @@ def _read_csv(p: Path, text: str, naming: str | None) -> list[Entry]:
         video = row[iv].strip()
         if not video:
             raise VadkitError(f"{p}:{lineno}: empty video name")
+        check_video_name(video, f"{p}:{lineno}: ")
         if il is not None:
             raw = row[il].strip()
             if raw not in ("0", "1"):
@@ -154,8 +168,34 @@ def _read_csv(p: Path, text: str, naming: str | None) -> list[Entry]:
     return out
 
 
-def _read_list(p: Path, text: str, abnormal_first: int | None, naming: str | None) -> list[Entry]:
-    lines = list_lines(p, text)
+def is_patch_file(name: str) -> bool:
+    """`VID_patch23.npy` and its siblings: MSIP patch features, not a video's clip features."""
+    return name.endswith(".npy") and any(name.endswith(f"_{g}.npy") for g in PATCH_GRIDS)
+
+
+def _without_patch_files(
+    p: Path, lines: list[tuple[int, str]], notes: list[str] | None
+) -> list[tuple[int, str]]:
+    skipped = [i for i, ln in lines if is_patch_file(ln.replace("\\", "/"))]
+    drop = set(skipped)
+    kept = [(i, ln) for i, ln in lines if i not in drop]
+    if skipped and notes is not None:
+        notes.append(
+            f"{p}: skipped {len(skipped)} line(s) naming MSIP patch files "
+            f"(VID_patch23.npy …, first at line {skipped[0]}); a list names each video's clip "
+            "features VID.npy once (the patch files beside it are found from it)"
+        )
+    return kept
+
+
+def _read_list(
+    p: Path,
+    text: str,
+    abnormal_first: int | None,
+    naming: str | None,
+    notes: list[str] | None = None,
+) -> list[Entry]:
+    lines = _without_patch_files(p, list_lines(p, text), notes)
     if abnormal_first is None and naming is None:
         raise VadkitError(
             f"{p}: a .list manifest has no labels; pass --abnormal-first N or --naming ucf|xd"
@@ -165,9 +205,9 @@ def _read_list(p: Path, text: str, abnormal_first: int | None, naming: str | Non
             f"{p}: --abnormal-first {abnormal_first} but the list has {len(lines)} lines"
         )
     out = []
-    for k, (_, line) in enumerate(lines):
+    for k, (lineno, line) in enumerate(lines):
         path = _resolve(p.parent, line)
-        vid = video_id(line)
+        vid = check_video_name(video_id(line), f"{p}:{lineno}: ")
         if abnormal_first is not None:
             label = 1 if k < abnormal_first else 0
         else:
