@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import typer
 
 from vadkit import __version__
@@ -228,3 +229,25 @@ def test_exit_status_usage_error_interrupt_and_custom_code():
     assert r.exit_code == 3
     r = _run("eval", "--no-such-option")
     assert r.returncode == EXIT_USAGE == 2 and "No such option" in r.stderr
+
+
+def test_ctrl_c_while_modules_import_exits_130(monkeypatch, capsys):
+    """Ctrl-C before typer and the command modules have loaded: one line, exit 130."""
+    import builtins
+    import sys
+
+    import vadkit.cli as cli
+
+    real_import = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "vadkit.cli.base":
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    monkeypatch.setattr(sys, "argv", ["vadkit", "--help"])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err.strip() == "Interrupted"

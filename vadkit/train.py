@@ -346,7 +346,7 @@ class Trainer:
     def _load_training_set(self) -> TrainingSet:
         cfg = self.cfg
         return TrainingSet.load(
-            _read_sources(cfg, cfg.train, cfg.features),
+            _read_sources(cfg, cfg.train, cfg.features, self.note),
             segments=cfg.segments,
             patches=PATCHES in self.cls.input_names(cfg.stage),
             float16=cfg.float16_cache,
@@ -358,7 +358,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.val is None:
             return None
-        sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features)
+        sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features, self.note)
         annotations = read_annotations(cfg.annotations, format=cfg.annotations_format)
         for src in sources:  # a video the annotation lacks fails now, not at the first eval
             if not src.path.is_file():
@@ -467,8 +467,15 @@ def _abs(p: str | None) -> str | None:
     return None if p is None else str(Path(p).resolve())
 
 
-def _read_sources(cfg: TrainConfig, manifest: str, features: str | None) -> list[Source]:
-    entries = read_manifest(manifest, abnormal_first=cfg.abnormal_first, naming=cfg.naming)
+def _read_sources(
+    cfg: TrainConfig, manifest: str, features: str | None, note: Callable[[str], None]
+) -> list[Source]:
+    notes: list[str] = []  # e.g. patch files of a naive `ls feats/*.npy` list, skipped
+    entries = read_manifest(
+        manifest, abnormal_first=cfg.abnormal_first, naming=cfg.naming, notes=notes
+    )
+    for text in notes:
+        note(text)
     return sources_from_manifest(entries, features)
 
 

@@ -14,10 +14,6 @@ from __future__ import annotations
 import os
 import sys
 
-from vadkit.cli.base import COMMANDS, load_command_module
-
-# kept for callers of the old name: subcommand -> module under vadkit.cli
-COMMAND_MODULES = {name: module for name, (module, _) in COMMANDS.items()}
 SHELLS = ("bash", "zsh", "fish", "powershell", "pwsh")
 _COMPLETION_OPTIONS = ("--install-completion", "--show-completion")
 
@@ -26,7 +22,7 @@ __all__ = ["COMMANDS", "COMMAND_MODULES", "app", "load_commands", "main"]
 
 def load_commands(names: list[str] | None = None):
     """Import the modules of the named subcommands (all when None); return the Typer app."""
-    from vadkit.cli.base import app
+    from vadkit.cli.base import COMMANDS, app, load_command_module
 
     for name in COMMANDS if names is None else names:
         load_command_module(name)
@@ -34,8 +30,17 @@ def load_commands(names: list[str] | None = None):
 
 
 def __getattr__(name: str):
+    # lazy, so that `main` is entered before typer loads and can catch a Ctrl-C during imports
     if name == "app":
         return load_commands()
+    if name == "COMMANDS":
+        from vadkit.cli.base import COMMANDS
+
+        return COMMANDS
+    if name == "COMMAND_MODULES":  # the old name: subcommand -> module under vadkit.cli
+        from vadkit.cli.base import COMMANDS
+
+        return {command: module for command, (module, _) in COMMANDS.items()}
     raise AttributeError(name)
 
 
@@ -69,7 +74,11 @@ def _completion_argv(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    from vadkit.cli.base import app
+    try:
+        from vadkit.cli.base import app
 
-    argv = _completion_argv(sys.argv[1:])
+        argv = _completion_argv(sys.argv[1:])
+    except KeyboardInterrupt:  # Ctrl-C while modules are still importing
+        print("Interrupted", file=sys.stderr)
+        sys.exit(130)
     app(args=argv, prog_name="vadkit")

@@ -17,7 +17,8 @@ import numpy as np
 
 from vadkit import __version__
 from vadkit.errors import VadkitError
-from vadkit.io.atomic import save_json, save_npy
+from vadkit.io.artifacts import check_video_name
+from vadkit.io.atomic import TMP_PREFIX, save_json, save_npy
 
 FORMAT = "vadkit.scores"
 
@@ -52,6 +53,7 @@ def write_scores(directory: str | os.PathLike, meta: ScoreMeta, frame_scores: np
             f"{meta.video}: {frame_scores.shape[0]} frame scores but frame count {meta.frame_count}"
         )
     d = Path(directory)
+    check_video_name(meta.video, f"{d}: ")  # the name becomes a file name inside `directory`
     save_npy(d / f"{meta.video}.npy", frame_scores)
     save_json(d / f"{meta.video}.json", asdict(meta))
     return d / f"{meta.video}.npy"
@@ -71,7 +73,7 @@ def read_scores(directory: str | os.PathLike) -> dict[str, tuple[np.ndarray, Sco
         raise VadkitError(f"{d}: score directory not found")
     out: dict[str, tuple[np.ndarray, ScoreMeta | None]] = {}
     for p in sorted(d.glob("*.npy")):
-        if p.name.startswith("."):
+        if p.name.startswith(TMP_PREFIX):  # a file still being written; `.cam1.npy` is a video
             continue
         arr = _read_array(p)
         j = p.with_suffix(".json")
