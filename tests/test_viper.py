@@ -145,7 +145,8 @@ def _write(tmp_path, body: str):
 
 def test_malformed_xml_is_one_error_line_naming_line_and_element(tmp_path):
     p = _write(tmp_path, '<data><sourcefile filename="a.mp4">\n<object name="X">\n</data></viper>')
-    r = runner.invoke(app, ["eval", str(tmp_path), "-a", str(p)])
+    write_scores(tmp_path / "s", ScoreMeta("a", 32, 16, 2), np.zeros(32))
+    r = runner.invoke(app, ["eval", str(tmp_path / "s"), "-a", str(p)])
     assert r.exit_code == 1
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in r.output

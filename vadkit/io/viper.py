@@ -270,7 +270,11 @@ def _boxes(obj: _Node, file: str, conv: tuple[bool, bool]) -> list[Box]:
             where = f"{file}:{v.line}"
             x, y, w, h = (_int_attr(v, k, where) for k in ("x", "y", "width", "height"))
             for a, b in _value_spans(v, whole, file, conv):
-                name, oid, an = obj.attrs.get("name", ""), obj.attrs.get("id", ""), attr.attrs["name"]
+                name, oid, an = (
+                    obj.attrs.get("name", ""),
+                    obj.attrs.get("id", ""),
+                    attr.attrs["name"],
+                )
                 out.append(Box(a, b, x, y, w, h, name, oid, an))
     return out
 
