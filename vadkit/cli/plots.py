@@ -70,8 +70,13 @@ plot_app = typer.Typer(
 app.add_typer(plot_app)
 
 
-def _out_check(value: Path) -> None:
-    if not str(value).endswith(("/", "\\")) and not value.is_dir():
+def _is_dir(out: str) -> bool:
+    """A path ending in / (kept as text: `Path` drops the slash) or an existing directory."""
+    return out.endswith(("/", "\\")) or Path(out).is_dir()
+
+
+def _out_check(value: str) -> None:
+    if not _is_dir(value):
         figure_format(value)
 
 
@@ -121,7 +126,7 @@ ScoresOpt = Annotated[
     typer.Option("--scores", "-s", help="Score directory (VID.npy per video).", show_default=False),
 ]
 VideoOutOpt = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--out",
         "-o",
@@ -138,11 +143,11 @@ LineOpt = Annotated[
 ]
 
 
-def _video_outputs(out: Path, names: list[str]) -> list[tuple[Path, list[str]]]:
+def _video_outputs(out: str, names: list[str]) -> list[tuple[Path, list[str]]]:
     """[(figure, videos on it)]: one figure, or one VIDEO.png per video in a directory."""
-    if str(out).endswith(("/", "\\")) or out.is_dir():
-        return [(out / f"{n}.png", [n]) for n in names]
-    return [(out, names)]
+    if _is_dir(out):
+        return [(Path(out) / f"{n}.png", [n]) for n in names]
+    return [(Path(out), names)]
 
 
 @plot_app.command("scores")
@@ -170,7 +175,7 @@ def scores_cmd(
     """
     from vadkit.plot import draw_curves, match_video, video_curve, video_fps
 
-    out = _need_out(out or output_alias)
+    out = str(_need_out(out or output_alias))
     if annotations is None:
         arrays, metas = load_scores(scores)
         ann = None
