@@ -121,7 +121,9 @@ def test_directory_reads_as_one_annotation(viper, tmp_path):
     a = read_annotations(d)
     assert sorted(a.videos) == [VID, "test_file3"]
     shutil.copy(viper / "test7-empty_gtf.xml", d)  # describes the same video again
-    with pytest.raises(VadkitError, match=r"test7-empty_gtf.xml:\d+: video 2005.*already described"):
+    with pytest.raises(
+        VadkitError, match=r"test7-empty_gtf.xml:\d+: video 2005.*already described"
+    ):
         read_annotations(d)
 
 
