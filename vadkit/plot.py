@@ -302,6 +302,7 @@ def _auc_panel(ax, logs: Sequence[TrainingLog], keys: Sequence[tuple[str, str]],
             steps, vals = _series(g, key)
             if steps:
                 label = f"{g.label}: {name}" if len(logs) > 1 else name
+                label = g.label if len(logs) > 1 and len(keys) == 1 else label
                 ax.plot(steps, vals, color=color, ls=_STYLES[j], marker="o", ms=3, label=label)
                 drawn = True
     ax.set_title(title)
@@ -336,17 +337,21 @@ def _loss_panel(ax, logs: Sequence[TrainingLog]) -> None:
                 lw=2.0 if part == "total" else 1.2,
                 label=label,
             )
+    values = [v for line in ax.get_lines() for v in line.get_ydata()]
+    if values and min(values) > 0:  # parts can differ by orders of magnitude
+        ax.set_yscale("log")
     ax.set_title("training loss (mean since the previous evaluation)")
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small", framealpha=0.85)
+    # below the panel, one column per run: the parts of a loss can fill the whole axes
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=len(logs))
 
 
 def draw_training(logs: Sequence[TrainingLog], path: str | os.PathLike) -> Path:
     """ROC AUC, PR AUC (average precision and, where logged, the trapezoid form) and the loss
     parts over training steps, one colour per run."""
     figure_format(path)
-    fig = _figure(15.0, 4.2)
+    fig = _figure(15.0, 4.2 + 0.9 * min(len(logs), 4))
     ax_roc, ax_pr, ax_loss = fig.subplots(1, 3)
     _auc_panel(ax_roc, logs, [("roc_auc", "ROC AUC")], "validation ROC AUC")
     pr = [("average_precision", "AP"), ("pr_auc_trapezoid", "PR AUC (trapezoid)")]
@@ -503,21 +508,19 @@ def draw_features(views: FeatureViews, path: str | os.PathLike) -> Path:
     a_img.set_title(f"{views.name}: {t} snippets × {d} dims (mean over crops)")
     a_img.set_xlabel("feature dimension")
     a_img.set_ylabel("snippet")
+    a_img.axhline(views.slice_index, color="white", ls=":", lw=1)
     snippets = np.arange(t)
+    x_label = "snippet"
+    if views.fps:
+        x_label += f" ({views.snippet_length} frames = {views.snippet_length / views.fps:.2f} s)"
     _per_crop(a_mean, views.crop_means, snippets, "mean")
     a_mean.set_title("mean over the feature dimension")
-    a_mean.set_xlabel("snippet")
     _per_crop(a_slice, views.slice_values, np.arange(d), f"snippet {views.slice_index}")
     a_slice.set_title(f"snippet {views.slice_index}: feature values")
     a_slice.set_xlabel("feature dimension")
     _per_crop(a_mag, views.magnitude, snippets, "‖x‖₂")
     a_mag.set_title("feature magnitude (L2 norm over the feature dimension)")
-    a_mag.set_xlabel("snippet")
-    if views.fps:
-        seconds = views.snippet_length / views.fps
-        for ax in (a_mean, a_mag):
-            sec = ax.secondary_xaxis(
-                "top", functions=(lambda s: s * seconds, lambda s: s / seconds)
-            )
-            sec.set_xlabel("time (s)", fontsize="small")
+    for ax in (a_mean, a_mag):
+        ax.axvline(views.slice_index, color="0.5", ls=":", lw=1)
+        ax.set_xlabel(x_label)
     return save_figure(fig, path)
