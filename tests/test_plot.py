@@ -91,8 +91,8 @@ def test_draw_curve_refuses_unknown_extension(tmp_path):
 # -- vadkit plot scores: several videos, seconds, threshold, no ground truth --------------------
 def _feature_json(tmp_path, video: str, fps: float):
     """A vadkit feature description beside a (not needed) feature file; returns the .npy path."""
-    from vadkit.io.features import FeatureMeta, meta_path
     from vadkit.io.atomic import save_json
+    from vadkit.io.features import FeatureMeta, meta_path
 
     d = tmp_path / "feats"
     m = FeatureMeta(video, "i3d-inception", 8, 1, 4, 64, fps, fps, 64)

@@ -10,6 +10,7 @@ from rich.console import Console
 
 from vadkit.cli.base import app
 from vadkit.errors import VadkitError
+from vadkit.io.folders import VIDEO_EXTENSIONS
 
 
 def _check_labels(value: str) -> str:
@@ -27,62 +28,72 @@ def _counts(entries) -> str:
     return f"{len(entries)} videos: {len(entries) - n1} normal, {n1} abnormal"
 
 
+RootArg = Annotated[
+    Path,
+    typer.Argument(
+        help="Dataset folder: videos in (sub)folders named after their class.",
+        metavar="DIR",
+        show_default=False,
+    ),
+]
+LabelsOpt = Annotated[
+    str,
+    typer.Option(
+        "--labels",
+        help="FOLDER=LABEL pairs, label 0 normal or 1 abnormal, e.g. "
+        "normal=0,suspicious=1,illicit=1 (folder names case-insensitive). A video takes "
+        "the label of the nearest folder above it that is named here.",
+        callback=_check_labels,
+        show_default=False,
+    ),
+]
+OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out",
+        "-o",
+        help="The CSV manifest to write; with --split, a directory that gets train.csv "
+        "and test.csv.",
+        show_default=False,
+    ),
+]
+SplitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--split",
+        help="Split into train and test: this fraction of each label's videos (e.g. 0.8) "
+        "goes to train.csv, the rest to test.csv, drawn with --seed.",
+        show_default=False,
+    ),
+]
+SeedOpt = Annotated[int, typer.Option(help="Seed of --split.")]
+ExtOpt = Annotated[
+    str,
+    typer.Option(
+        "--ext",
+        help="File extensions that are videos (comma-separated); npy lists feature files "
+        "(MSIP's VID_patchNN.npy are skipped).",
+    ),
+]
+IgnoreOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ignore-unknown",
+        help="Skip videos in no folder named by --labels instead of refusing them.",
+    ),
+]
+VIDEO_EXTS = ",".join(VIDEO_EXTENSIONS)
+
+
 @app.command("manifest")
 def manifest_cmd(
-    root: Annotated[
-        Path,
-        typer.Argument(
-            help="Dataset folder: videos in (sub)folders named after their class.",
-            metavar="DIR",
-            show_default=False,
-        ),
-    ],
-    labels: Annotated[
-        str,
-        typer.Option(
-            "--labels",
-            help="FOLDER=LABEL pairs, label 0 normal or 1 abnormal, e.g. "
-            "normal=0,suspicious=1,illicit=1 (folder names case-insensitive). A video takes "
-            "the label of the nearest folder above it that is named here.",
-            callback=_check_labels,
-            show_default=False,
-        ),
-    ],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            "-o",
-            help="The CSV manifest to write; with --split, a directory that gets train.csv "
-            "and test.csv.",
-            show_default=False,
-        ),
-    ],
-    train_fraction: Annotated[
-        float | None,
-        typer.Option(
-            "--split",
-            help="Split into train and test: this fraction of each label's videos (e.g. 0.8) "
-            "goes to train.csv, the rest to test.csv, drawn with --seed.",
-            show_default=False,
-        ),
-    ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of --split.")] = 0,
-    ext: Annotated[
-        str,
-        typer.Option(
-            "--ext",
-            help="File extensions that are videos (comma-separated); npy lists feature files "
-            "(MSIP's VID_patchNN.npy are skipped).",
-        ),
-    ] = "mp4,avi,mkv,mov,webm,m4v,mpg,mpeg,wmv",
-    ignore_unknown: Annotated[
-        bool,
-        typer.Option(
-            "--ignore-unknown",
-            help="Skip videos in no folder named by --labels instead of refusing them.",
-        ),
-    ] = False,
+    root: RootArg,
+    labels: LabelsOpt,
+    out: OutOpt,
+    train_fraction: SplitOpt = None,
+    seed: SeedOpt = 0,
+    ext: ExtOpt = VIDEO_EXTS,
+    ignore_unknown: IgnoreOpt = False,
 ) -> None:
     """Write a CSV manifest (video,label,path,class) of the videos under DIR.
 
