@@ -121,7 +121,7 @@ def test_several_videos_one_figure_or_one_file_each(tmp_path):
     r = runner.invoke(app, ["plot", "shooting022", "normal", *args, "-o", str(out)])
     assert r.exit_code == 0, r.output
     svg = out.read_text()
-    assert "Shooting022_x264  (ROC AUC 1.0000)" in svg and "<!-- Normal_Videos_001_x264 -->" in svg
+    assert "Shooting022_x264  (ROC AUC 1.0000)" in svg and "<!-- Normal_Videos_001_x264  (normal: no anomalous frames) -->" in svg
     assert svg.count("<!-- anomaly score -->") == 2  # one panel each
     r = runner.invoke(
         app, ["plot", "shooting022", "normal", *args, "-o", str(tmp_path / "each") + "/"]

@@ -200,6 +200,8 @@ def _curve_panel(ax, curve: Curve, threshold: float | None) -> None:
     title = curve.video
     if curve.roc_auc is not None:
         title += f"  (ROC AUC {curve.roc_auc:.4f})"
+    elif curve.labels is not None and not curve.intervals:
+        title += "  (normal: no anomalous frames)"
     ax.set_title(title)
     ax.legend(loc="upper right", fontsize="small", framealpha=0.85)
     ax.grid(alpha=0.3)
