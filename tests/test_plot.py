@@ -121,7 +121,10 @@ def test_several_videos_one_figure_or_one_file_each(tmp_path):
     r = runner.invoke(app, ["plot", "shooting022", "normal", *args, "-o", str(out)])
     assert r.exit_code == 0, r.output
     svg = out.read_text()
-    assert "Shooting022_x264  (ROC AUC 1.0000)" in svg and "<!-- Normal_Videos_001_x264  (normal: no anomalous frames) -->" in svg
+    assert (
+        "Shooting022_x264  (ROC AUC 1.0000)" in svg
+        and "<!-- Normal_Videos_001_x264  (normal: no anomalous frames) -->" in svg
+    )
     assert svg.count("<!-- anomaly score -->") == 2  # one panel each
     r = runner.invoke(
         app, ["plot", "shooting022", "normal", *args, "-o", str(tmp_path / "each") + "/"]
@@ -231,7 +234,8 @@ def test_plot_training_overlays_runs_and_prints_the_table(tmp_path):
     assert rows[2]["roc_auc"] == 0.5 + 150 / 400 and rows[2]["pr_auc_trapezoid"] is None
     assert rows[3]["roc_auc"] is None and rows[3]["loss"]["mil"] == 1 / 50
     svg = out.read_text()
-    assert "<!-- rtfm: ROC AUC -->" in svg and "<!-- mgfn: smooth -->" in svg
+    assert "<!-- rtfm: AP -->" in svg and "<!-- mgfn: smooth -->" in svg
+    assert "<!-- validation ROC AUC -->" in svg and "<!-- rtfm -->" in svg
     assert "Wrote" in r.stderr and "2 run(s), 6 evaluation(s)" in r.stderr
     r = runner.invoke(app, ["plot", "training", str(a), "--json"])  # no figure: table only
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 3
