@@ -324,41 +324,57 @@ def _auc_panel(ax, logs: Sequence[TrainingLog], keys: Sequence[tuple[str, str]],
         )
 
 
-def _loss_panel(ax, logs: Sequence[TrainingLog]) -> None:
+def _loss_panel(ax, logs: Sequence[TrainingLog]) -> list[list]:
+    """Draw every run's loss parts; return the lines, one list per run."""
+    lines = []
     for i, g in enumerate(logs):
         parts = list(dict.fromkeys(k for r in g.records for k in (r.get("loss") or {})))
         parts.sort(key=lambda k: (k != "total", k))
+        lines.append([])
         for j, part in enumerate(parts):
             pts = [(r["step"], r["loss"][part]) for r in g.records if part in (r.get("loss") or {})]
-            label = f"{g.label}: {part}" if len(logs) > 1 else part
-            ax.plot(
+            (line,) = ax.plot(
                 [p[0] for p in pts],
                 [p[1] for p in pts],
                 color=f"C{i % 10}",
                 ls=_STYLES[j % len(_STYLES)],
                 lw=2.0 if part == "total" else 1.2,
-                label=label,
+                label=f"{g.label}: {part}" if len(logs) > 1 else part,
             )
+            lines[-1].append(line)
     values = [v for line in ax.get_lines() for v in line.get_ydata()]
     if values and min(values) > 0:  # parts can differ by orders of magnitude
         ax.set_yscale("log")
     ax.set_title("training loss (mean since the previous evaluation)")
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
-    # below the panel, one column per run: the parts of a loss can fill the whole axes
-    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=len(logs))
+    return lines
+
+
+def _loss_legend(fig, lines: list[list]) -> None:
+    """Below the panels, one row per run (a loss has several parts, each run its own)."""
+    from matplotlib.lines import Line2D
+
+    width = max((len(r) for r in lines), default=0)
+    if not width:
+        return
+    blank = Line2D([], [], alpha=0)
+    rows = [r + [blank] * (width - len(r)) for r in lines]
+    handles = [rows[i][j] for j in range(width) for i in range(len(rows))]  # column-major fill
+    labels = [h.get_label() if h is not blank else "" for h in handles]
+    fig.legend(handles, labels, loc="outside lower center", ncol=width, fontsize="small")
 
 
 def draw_training(logs: Sequence[TrainingLog], path: str | os.PathLike) -> Path:
     """ROC AUC, PR AUC (average precision and, where logged, the trapezoid form) and the loss
     parts over training steps, one colour per run."""
     figure_format(path)
-    fig = _figure(15.0, 4.2 + 0.9 * min(len(logs), 4))
+    fig = _figure(15.0, 4.6 + 0.25 * len(logs))
     ax_roc, ax_pr, ax_loss = fig.subplots(1, 3)
     _auc_panel(ax_roc, logs, [("roc_auc", "ROC AUC")], "validation ROC AUC")
     pr = [("average_precision", "AP"), ("pr_auc_trapezoid", "PR AUC (trapezoid)")]
     _auc_panel(ax_pr, logs, pr, "validation PR AUC")
-    _loss_panel(ax_loss, logs)
+    _loss_legend(fig, _loss_panel(ax_loss, logs))
     return save_figure(fig, path)
 
 
