@@ -51,6 +51,11 @@ def test_trecvid_frame_count_spans_and_classes(viper):
     assert labels[936] == 0 and labels[937] == 1 and labels[3326] == 1 and labels[3327] == 0
     assert a.video_classes(VID) == ("CellToEar", "ObjectGet", "ObjectPut")
     assert DEFAULT_CONVENTIONS["viper"] == (True, True)
+    # the convention options still apply: read as 0-based, '938:1493' starts at frame 938
+    z = read_annotations(viper / "test1-gtf.xml", one_based=False)
+    assert z.intervals(VID) == [(938, 3328), (3503, 3740)]
+    x = read_annotations(viper / "test1-gtf.xml", end_inclusive=False)
+    assert x.intervals(VID) == [(937, 3326), (3502, 3738)]
 
 
 def test_object_selection_and_boxes(viper):
@@ -107,7 +112,7 @@ def test_perfect_scores_from_the_trecvid_file_give_auc_one(viper, tmp_path):
     out = runner.invoke(app, ["eval", str(d), "-a", str(viper / "test1-gtf.xml"), "--json"])
     assert out.exit_code == 0, out.output
     assert '"roc_auc": 1.0' in out.stdout and '"format": "viper"' in out.stdout
-    sel = ["--viper-objects", "CellToEar"]
+    sel = ["-f", "viper", "--viper-objects", "CellToEar"]
     out = runner.invoke(app, ["eval", str(d), "-a", str(viper / "test1-gtf.xml"), *sel, "--json"])
     assert out.exit_code == 0 and '"anomalous_frames": 237' in out.stdout
 
