@@ -67,7 +67,7 @@ plot_app = typer.Typer(
     "Every figure is .png, .jpg, .svg or .pdf, by the extension of -o. A video named like a "
     "sub-command (training, curves, features, scores) is plotted as vadkit plot scores NAME.",
 )
-app.add_typer(plot_app)
+app.add_typer(plot_app, name="plot")
 
 
 def _is_dir(out: str) -> bool:
