@@ -87,6 +87,32 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "vadkit score runs/msip my_video.mp4 -o scores",
         ),
     ],
+    "vadkit-plot-scores": [
+        (
+            "Two videos, one panel each, with an alarm threshold:",
+            "vadkit plot scores test_abn_000 test_nrm_000 -s scores -a gt.csv --threshold 0.5 -o v.png",
+        ),
+    ],
+    "vadkit-plot-training": [
+        ("Validation curves of three runs:", "vadkit plot training runs/rtfm runs/msip -o t.png"),
+        ("The per-evaluation table as JSON:", "vadkit plot training runs/rtfm --json"),
+    ],
+    "vadkit-plot-curves": [
+        (
+            "ROC curves of two models:",
+            "vadkit plot curves scores/rtfm scores/msip -a gt.csv -o roc.png",
+        ),
+        ("PR curves:", "vadkit plot curves scores/rtfm -a gt.csv --kind pr -o pr.png"),
+    ],
+    "vadkit-plot-features": [
+        ("Views of one feature file:", "vadkit plot features feats/VID.npy -o f.png"),
+    ],
+    "vadkit-manifest": [
+        (
+            "Labels from folders, split 80/20 per label:",
+            "vadkit manifest minidrone/ --labels normal=0,suspicious=1,illicit=1 --split 0.8 -o lists/",
+        ),
+    ],
     "vadkit-convert": [
         (
             "RTFM's published UCF-Crime checkpoint as a run, then score its public features:",

@@ -90,6 +90,8 @@ def test_examples_use_only_options_the_commands_have():
             cmd, ctx = root, root.context_class(root, info_name="vadkit")
             for word in words[1:]:
                 sub = cmd.get_command(ctx, word) if hasattr(cmd, "get_command") else None
+                if sub is None and getattr(cmd, "default", None):  # `vadkit plot VIDEO`
+                    sub, word = cmd.get_command(ctx, cmd.default), cmd.default
                 if sub is None:
                     break
                 cmd, ctx = sub, sub.context_class(sub, info_name=word, parent=ctx)

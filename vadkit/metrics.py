@@ -59,7 +59,9 @@ __all__ = [
     "per_class_auc",
     "per_video_rows",
     "pr_auc_trapezoid",
+    "pr_curve",
     "roc_auc",
+    "roc_curve",
     "split_frames",
     "video_roc_auc",
 ]
@@ -172,6 +174,35 @@ def pr_auc_trapezoid(y_true, y_score) -> float:
     """Trapezoid area under the precision-recall curve (RTFM/MGFN's reported PR AUC)."""
     pos, neg = _population(y_true, y_score, "PR AUC")
     return _curve_areas(pos, [neg])[2]
+
+
+def _cumulative_counts(y_true, y_score, what: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false positives, true positives, threshold) at each distinct score, highest first."""
+    t, s = _check(y_true, y_score)
+    _need_both(int(t.sum()), int((~t).sum()), what)
+    order = np.argsort(-s, kind="stable")
+    s, t = s[order], t[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]  # last frame of each distinct score
+    tps = np.cumsum(t, dtype=np.int64)[last]
+    return (last + 1) - tps, tps, s[last]
+
+
+def roc_curve(y_true, y_score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(false-positive rate, true-positive rate, threshold): the ROC curve's points, one per
+    distinct score from the highest down, after a first point (0, 0) at threshold +inf
+    (`sklearn.metrics.roc_curve` without dropping collinear points). The trapezoid area under
+    it is `roc_auc`."""
+    fps, tps, thr = _cumulative_counts(y_true, y_score, "a ROC curve")
+    return np.r_[0.0, fps / fps[-1]], np.r_[0.0, tps / tps[-1]], np.r_[np.inf, thr]
+
+
+def pr_curve(y_true, y_score) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(recall, precision, threshold): the precision-recall curve from recall 0 (precision 1,
+    threshold +inf) up, one point per distinct score (sklearn's `precision_recall_curve`
+    reversed, without cutting it at full recall). The trapezoid area under it is
+    `pr_auc_trapezoid`."""
+    fps, tps, thr = _cumulative_counts(y_true, y_score, "a PR curve")
+    return np.r_[0.0, tps / tps[-1]], np.r_[1.0, tps / (tps + fps)], np.r_[np.inf, thr]
 
 
 def false_alarm_rate(y_true, y_score, *, threshold: float = FALSE_ALARM_THRESHOLD) -> float:

@@ -38,7 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("train_score", "Per-frame anomaly scores of features, manifests or videos."),
     "convert": ("convert", "Convert an official RTFM / MGFN checkpoint into a vadkit run."),
     "eval": ("eval_plot", "Frame-level metrics of per-frame scores against ground truth."),
-    "plot": ("eval_plot", "Plot one video's scores with its anomalous intervals shaded."),
+    "plot": ("eval_plot", "Plot scores over ground truth, training curves, ROC/PR, features."),
+    "manifest": ("manifest", "Write a labelled CSV manifest from a folder tree (--split)."),
 }
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -1,126 +1,39 @@
-"""`vadkit eval` (frame-level metrics of a score directory) and `vadkit plot` (one video's curve).
+"""`vadkit eval` (frame-level metrics of a score directory); `vadkit plot` is `vadkit.cli.plots`,
+registered from here too (the command registry maps both to this module).
 
 The commands only parse options and print: reading, checking, aligning and computing are the
 library's (`vadkit.io.scores`, `vadkit.io.annotations`, `vadkit.metrics`, `vadkit.plot`). A
-library check of a single option value runs as that option's callback, so that a bad value is a
-usage error (exit 2) rather than a data error (exit 1).
+library check of a single option value runs as that option's callback (`vadkit.cli.gt.usage`),
+so that a bad value is a usage error (exit 2) rather than a data error (exit 1).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from vadkit.cli.base import app
-from vadkit.errors import VadkitError
-from vadkit.io.annotations import Annotations, check_list_file, read_annotations
-from vadkit.io.atomic import save_json
-from vadkit.io.scores import ScoreMeta, read_scores
-from vadkit.metrics import FALSE_ALARM_THRESHOLD, check_threshold, evaluate
-from vadkit.plot import draw_curve, figure_format, match_video, video_curve
-
-
-class AnnotationFormat(str, Enum):
-    auto = "auto"
-    ucf = "ucf"
-    ucf_frames = "ucf-frames"
-    xd = "xd"
-    shanghaitech = "shanghaitech"
-    csv = "csv"
-    legacy = "legacy"
-
-
-def _usage(check: Callable[[Any], Any], hint: str | None = None) -> Callable[[Any], Any]:
-    """An option callback running the library's `check` on the value: exit 2 if it refuses."""
-
-    def callback(value: Any) -> Any:
-        if value is not None:
-            try:
-                check(value)
-            except VadkitError as e:
-                raise typer.BadParameter(str(e), param_hint=hint) from None
-        return value
-
-    return callback
-
-
-_FORMAT_HELP = (
-    "Ground-truth format. auto: a directory is shanghaitech (VID.npy 0/1 frame masks), a .npy "
-    "is legacy (concatenated RTFM/MGFN gt, needs --list), a .csv is csv "
-    "(video,start,end[,class][,frames]); a text file is ucf ('name class s1 e1 s2 e2'), "
-    "ucf-frames ('Class/name.mp4 nframes class s1 e1 s2 e2') or xd ('name s1 e1 [s2 e2 ...]', "
-    "unlisted videos are normal) by its first line."
-)
-_ONE_BASED_HELP = (
-    "Frame numbers in the annotation count from 1 (--one-based) or 0 (--zero-based). Default "
-    "for every interval format: zero-based."
-)
-_INCLUSIVE_HELP = (
-    "Whether an interval's end frame is anomalous too. Default for every interval format: "
-    "end-inclusive (UCF-Crime's 'Shooting022 ... 2850 3300' marks frames 2850-3300)."
-)
-
-AnnotationsOpt = Annotated[
-    Path,
-    typer.Option(
-        "--annotations",
-        "-a",
-        help="Ground truth: an annotation file, or a directory of frame masks.",
-        show_default=False,
-    ),
-]
-FormatOpt = Annotated[
+from vadkit.cli.gt import (
     AnnotationFormat,
-    typer.Option("--annotations-format", "-f", help=_FORMAT_HELP, case_sensitive=False),
-]
-# the old spelling, still accepted, not listed by --help
-FormatAliasOpt = Annotated[
-    AnnotationFormat | None,
-    typer.Option(
-        "--format", hidden=True, case_sensitive=False, help="Old spelling of --annotations-format."
-    ),
-]
-ListOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--list",
-        help="legacy format: the test-feature list in gt order; each line a feature path, "
-        "optionally followed by its snippet count t (the gt holds 16·t entries per video).",
-    ),
-]
-OneBasedOpt = Annotated[bool | None, typer.Option("--one-based/--zero-based", help=_ONE_BASED_HELP)]
-InclusiveOpt = Annotated[
-    bool | None, typer.Option("--end-inclusive/--end-exclusive", help=_INCLUSIVE_HELP)
-]
-
-
-def _load(
-    scores_dir: Path,
-    annotations: Path,
-    fmt: AnnotationFormat,
-    list_file: Path | None,
-    one_based: bool | None,
-    end_inclusive: bool | None,
-) -> tuple[dict, dict[str, ScoreMeta], Annotations]:
-    _usage(lambda f: check_list_file(annotations, fmt.value, f), "--list")(list_file)
-    scored = read_scores(scores_dir)
-    metas = {v: m for v, (_, m) in scored.items() if m is not None}
-    ann = read_annotations(
-        annotations,
-        format=fmt.value,
-        one_based=one_based,
-        end_inclusive=end_inclusive,
-        list_file=list_file,
-        snippets={v: m.snippets for v, m in metas.items()},
-    )
-    return {v: a for v, (a, _) in scored.items()}, metas, ann
+    AnnotationsOpt,
+    FormatAliasOpt,
+    FormatOpt,
+    GroundTruth,
+    InclusiveOpt,
+    ListOpt,
+    OneBasedOpt,
+    ViperObjectsOpt,
+    ViperWhereOpt,
+    load,
+    usage,
+)
+from vadkit.io.atomic import save_json
+from vadkit.metrics import FALSE_ALARM_THRESHOLD, check_threshold, evaluate
 
 
 def _fmt(x: float | None) -> str:
@@ -219,7 +132,7 @@ ThresholdOpt = Annotated[
     float,
     typer.Option(
         help="Score threshold of the false-alarm rate (score >= threshold).",
-        callback=_usage(check_threshold),
+        callback=usage(check_threshold),
     ),
 ]
 PerVideoOpt = Annotated[
@@ -246,6 +159,8 @@ def eval_cmd(
     list_file: ListOpt = None,
     one_based: OneBasedOpt = None,
     end_inclusive: InclusiveOpt = None,
+    viper_objects: ViperObjectsOpt = None,
+    viper_where: ViperWhereOpt = None,
     threshold: ThresholdOpt = FALSE_ALARM_THRESHOLD,
     per_video: PerVideoOpt = False,
     as_json: JsonOpt = False,
@@ -264,7 +179,10 @@ def eval_cmd(
     without scores are reported on stderr and under 'missing_scores'.
     """
     fmt = format_alias or annotations_format
-    arrays, metas, ann = _load(scores, annotations, fmt, list_file, one_based, end_inclusive)
+    gt = GroundTruth(
+        annotations, fmt, list_file, one_based, end_inclusive, viper_objects, viper_where
+    )
+    arrays, metas, ann = load(scores, gt)
     result = evaluate(
         arrays,
         ann,
@@ -279,76 +197,5 @@ def eval_cmd(
     _write_result(result, out or output_alias, as_json)
 
 
-PlotOutOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--out",
-        "-o",
-        help="Figure file (required): .png, .jpg, .svg or .pdf, by its extension.",
-        callback=_usage(figure_format),
-        show_default=False,
-    ),
-]
-PlotOutAliasOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--output", hidden=True, callback=_usage(figure_format), help="Old spelling of --out."
-    ),
-]
-
-
-@app.command("plot")
-def plot_cmd(
-    video: Annotated[
-        str,
-        typer.Argument(
-            help="Video id, or a case-insensitive prefix of one (shooting022 finds "
-            "Shooting022_x264); an exact name always wins.",
-            metavar="VIDEO",
-            show_default=False,
-        ),
-    ],
-    scores: Annotated[
-        Path,
-        typer.Option(
-            "--scores", "-s", help="Score directory (VID.npy per video).", show_default=False
-        ),
-    ],
-    annotations: AnnotationsOpt,
-    out: PlotOutOpt = None,
-    annotations_format: FormatOpt = AnnotationFormat.auto,
-    list_file: ListOpt = None,
-    one_based: OneBasedOpt = None,
-    end_inclusive: InclusiveOpt = None,
-    format_alias: FormatAliasOpt = None,
-    output_alias: PlotOutAliasOpt = None,
-) -> None:
-    """Plot one video's per-frame scores with its anomalous intervals shaded.
-
-    The title gives the video id and, when the video has both normal and anomalous frames, its
-    own ROC AUC.
-    """
-    out = out or output_alias
-    if out is None:
-        raise typer.BadParameter(
-            "missing; give the figure file to write (.png, .jpg, .svg or .pdf)",
-            param_hint="'-o' / '--out'",
-        )
-    fmt = format_alias or annotations_format
-    arrays, metas, ann = _load(scores, annotations, fmt, list_file, one_based, end_inclusive)
-    name = match_video(video, arrays)
-    meta = metas.get(name)
-    curve = video_curve(
-        name,
-        arrays[name],
-        ann,
-        frame_count=meta.frame_count if meta else None,
-        snippet_length=meta.snippet_length if meta else None,
-        pad_scores=ann.pad_short_scores,
-    )
-    draw_curve(curve, out)
-    err = Console(stderr=True, soft_wrap=True)
-    if curve.note:
-        err.print(f"Note: {name}: {curve.note}", markup=False, highlight=False)
-    auc = f", ROC AUC {curve.roc_auc:.4f}" if curve.roc_auc is not None else ""
-    err.print(f"Wrote {out} ({name}{auc})", markup=False, highlight=False)
+# `vadkit plot` and its sub-commands live in their own module; importing it registers them
+from vadkit.cli import plots  # noqa: E402, F401

@@ -20,6 +20,11 @@ Formats (`format=`; `auto` detects from the path and the first data line):
   videos have no mask).
 - `csv`: `video,start,end[,class][,frames]` with a header, one row per anomalous interval; a
   normal video has one row with empty `start` and `end`. Every video must be listed.
+- `viper`: ViPER-GT XML (the Mini-drone Video Dataset's annotations, NIST's TRECVID files), one
+  file per video or a directory of them (`vadkit.io.viper`): the frame count is `NUMFRAMES`,
+  the anomalous frames the union of the framespans (1-based, inclusive) of the selected OBJECT
+  descriptors (`viper_objects=`, default all; `viper_where=["Action=Fighting"]` filters on an
+  attribute's value), their bounding boxes kept (`Annotations.boxes`). Every video has a file.
 - `legacy`: the RTFM/MGFN concatenated `gt-*.npy` plus the list file of the test features in
   the same order (`list_file=`). Each video contributes 16·t entries, t = its snippet count,
   taken (in this order of precedence) from a count after the path on its list line
@@ -48,6 +53,7 @@ import csv
 import io
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +62,9 @@ import numpy as np
 from vadkit.errors import VadkitError
 from vadkit.io.features import SNIPPET_LENGTH
 from vadkit.io.manifest import video_id
+from vadkit.io.viper import VIPER_CONVENTION, Box, read_viper
 
-FORMATS = ("ucf", "ucf-frames", "xd", "shanghaitech", "csv", "legacy")
+FORMATS = ("ucf", "ucf-frames", "xd", "shanghaitech", "csv", "viper", "legacy")
 
 # (one_based, end_inclusive) per interval format; mask formats have no convention.
 DEFAULT_CONVENTIONS: dict[str, tuple[bool, bool]] = {
@@ -65,6 +72,7 @@ DEFAULT_CONVENTIONS: dict[str, tuple[bool, bool]] = {
     "ucf-frames": (False, True),
     "xd": (False, True),
     "csv": (False, True),
+    "viper": VIPER_CONVENTION,
 }
 
 XD_CLASSES = {
@@ -95,6 +103,7 @@ class VideoTruth:
     frame_count: int | None = None
     mask: np.ndarray | None = None
     source: str = ""  # "file:line" (or the mask file) for error messages
+    boxes: list[Box] = field(default_factory=list)  # viper: bounding boxes of the marked objects
 
     @property
     def anomalous(self) -> bool:
@@ -218,6 +227,14 @@ class Annotations:
             out[a : min(b, n)] = 1
         return out
 
+    def boxes(self, video: str, frame: int | None = None) -> list[Box]:
+        """The bounding boxes of a video (viper; other formats have none), or those over one
+        0-based `frame`."""
+        boxes = self.truth(video).boxes
+        if frame is None:
+            return list(boxes)
+        return [b for b in boxes if b.start <= frame < b.stop]
+
     def describe(self) -> dict:
         """What was read, for metrics.json."""
         d = {"path": str(self.path), "format": self.format, "unlisted_normal": self.unlisted_normal}
@@ -244,11 +261,14 @@ def read_annotations(
     end_inclusive: bool | None = None,
     list_file: str | os.PathLike | None = None,
     snippets: dict[str, int] | None = None,
+    viper_objects: Sequence[str] | None = None,
+    viper_where: Sequence[str] | None = None,
 ) -> Annotations:
     """Read ground truth from `path` (see the module docstring for formats and conventions).
 
     `one_based` / `end_inclusive` override the format's default convention (interval formats
-    only). `list_file` (and optionally `snippets`) are for the `legacy` format.
+    only). `list_file` (and optionally `snippets`) are for the `legacy` format, `viper_objects`
+    and `viper_where` for `viper`.
     """
     p = Path(path)
     if not p.exists():
@@ -259,8 +279,12 @@ def read_annotations(
         raise VadkitError(
             f"unknown annotation format {format!r}; choose auto or {', '.join(FORMATS)}"
         )
+    if (viper_objects or viper_where) and fmt != "viper":
+        raise VadkitError(f"--viper-objects/--viper-where are for ViPER-GT XML, but {p} is {fmt}")
     if fmt == "shanghaitech":
         return _read_masks(p)
+    if fmt == "viper":
+        return _read_viper(p, one_based, end_inclusive, viper_objects, viper_where)
     if fmt == "legacy":
         if list_file is None:
             raise VadkitError(
@@ -285,7 +309,7 @@ def check_list_file(
     if format == "auto":
         if p.suffix.lower() == ".npy" and not p.is_dir():
             return
-        format = "shanghaitech" if p.is_dir() else _detect_or(p, "a text annotation")
+        format = detect_format(p) if p.is_dir() else _detect_or(p, "a text annotation")
     raise VadkitError(f"--list is for the legacy gt format, but {p} is {format}")
 
 
@@ -294,6 +318,32 @@ def _detect_or(p: Path, fallback: str) -> str:
         return detect_format(p)
     except VadkitError:
         return fallback
+
+
+def _read_viper(
+    p: Path,
+    one_based: bool | None,
+    end_inclusive: bool | None,
+    objects: Sequence[str] | None,
+    where: Sequence[str] | None,
+) -> Annotations:
+    d_one, d_incl = VIPER_CONVENTION
+    conv = (
+        d_one if one_based is None else bool(one_based),
+        d_incl if end_inclusive is None else bool(end_inclusive),
+    )
+    truths = [
+        VideoTruth(
+            v.video,
+            v.intervals,
+            v.classes or (NORMAL,),
+            v.frame_count,
+            source=v.source,
+            boxes=v.boxes,
+        )
+        for v in read_viper(p, objects=objects, where=where, convention=conv)
+    ]
+    return Annotations(p, "viper", truths, unlisted_normal=False, convention=conv)
 
 
 def _read_intervals(
@@ -330,12 +380,17 @@ def _is_int(s: str) -> bool:
 def detect_format(p: Path) -> str:
     """Guess the format from the path (directory, `.npy`, `.csv`) and the first data line."""
     if p.is_dir():
-        return "shanghaitech"
+        has_xml = any(p.glob("*.xml"))
+        return "viper" if has_xml and not any(p.glob("*.npy")) else "shanghaitech"
     if p.suffix.lower() == ".npy":
         return "legacy"
     if p.suffix.lower() == ".csv":
         return "csv"
+    if p.suffix.lower() == ".xml":
+        return "viper"
     text = _read_text(p)
+    if text.lstrip().startswith(("<?xml", "<viper")):
+        return "viper"
     for lineno, line in enumerate(text.splitlines(), start=1):
         s = line.strip()
         if not s or s.startswith("#"):
