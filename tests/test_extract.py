@@ -213,7 +213,7 @@ def test_shards_split_the_work(tmp_path):
 def test_bfloat16_is_close_to_float32():
     bb = load_backbone("i3d-inception", random_weights=True)
     clip = np.random.default_rng(0).integers(0, 256, (2, 16, 48, 48, 3), dtype=np.uint8)
-    f32 = Extractor(ExtractOptions(crops=1), bb).features(clip)
+    f32 = Extractor(ExtractOptions(crops=1, dtype="float32"), bb).features(clip)
     bf16 = Extractor(ExtractOptions(crops=1, dtype="bfloat16"), bb).features(clip)
     rel = np.linalg.norm(bf16 - f32) / np.linalg.norm(f32)
     assert f32.shape == bf16.shape == (2, 1024) and rel < 0.05

@@ -302,7 +302,7 @@ def test_golden_conformance_with_deepmind_weights(i3d_weights):
 def test_production_path_matches_the_golden_features(i3d_weights):
     """uint8 frames -> pixel scaling -> fused BN, channels-last, batched: still DeepMind's net."""
     bb = load_backbone("i3d-inception", weights=str(i3d_weights))
-    ex = Extractor(ExtractOptions(crops=1), bb)
+    ex = Extractor(ExtractOptions(crops=1, dtype="float32"), bb)
     for name in ("cricket16_224", "noise16_120"):
         got = ex.features(np.load(REF / f"{name}_input_uint8.npy")[None])
         want = np.load(REF / f"{name}_mixed5c_mean.npy")
