@@ -9,7 +9,7 @@ on the machine hits every variant alike), after one warm-up snippet:
 - MSIP patches on the patch frame (default 840x480): `exact` (I3D on each of the 49 patches,
   float32), `roi` (one pass over the frame, each patch pooled from the Mixed_5c map) and
   `roi-4f` (the frame to Mixed_4f, the last blocks per patch); `--patch-dtype bfloat16` runs
-  the roi variants in bf16 too.
+  the roi variants in bf16 and adds `exact_bf16` (a whole snippet, crops + patches, in bf16).
 
 Errors: bf16 vs fp32 clip features and roi vs exact patch features, as max abs, relative L2
 (max, mean) and cosine per feature vector (min, mean), per grid for patches.
@@ -191,6 +191,14 @@ def _variants(bb, args: argparse.Namespace) -> dict:
             return {g: exact.features(p) for g, p in cut.items()}
 
         out["exact"] = run_exact
+        if args.patch_dtype != "float32":
+            exact_bf16 = make(args.patch_dtype)
+
+            def run_exact_bf16(s):
+                cut = frame_patches(s, exact_bf16.layouts, (fh, fw))
+                return {g: exact_bf16.features(p) for g, p in cut.items()}
+
+            out["exact_bf16"] = run_exact_bf16
         for mode in ("roi", "roi-4f"):
             ex = make(args.patch_dtype, mode)
             out[mode] = lambda s, ex=ex: {
@@ -229,6 +237,11 @@ def feature_error(got: np.ndarray, ref: np.ndarray) -> dict[str, float]:
     }
 
 
+def _grid_errors(got: list[dict], ref: list[dict]) -> dict:
+    return {g: feature_error(np.stack([o[g] for o in got]), np.stack([o[g] for o in ref]))
+            for g in ref[0]}  # fmt: skip
+
+
 def _report(outs: dict, seconds: dict, n: int) -> dict:
     rate = {k: round(n / v, 4) for k, v in seconds.items()}
     res: dict = {"snippets_per_s": rate}
@@ -241,15 +254,19 @@ def _report(outs: dict, seconds: dict, n: int) -> dict:
         if "plain" in outs:
             ratios["fp32_over_plain"] = round(rate["fp32"] / rate["plain"], 3)
             errors["fp32_vs_plain"] = feature_error(fp32, np.stack(outs["plain"]))
+    if "exact_bf16" in outs:
+        ratios["exact_bf16_over_exact"] = round(rate["exact_bf16"] / rate["exact"], 3)
+        errors["exact_bf16_vs_exact"] = _grid_errors(outs["exact_bf16"], outs["exact"])
+    if "fp32" in outs and "exact" in outs:  # a whole snippet: clip crops + patches
+        whole = {"fp32": 1 / (1 / rate["fp32"] + 1 / rate["exact"])}
+        whole["fp32_roi"] = 1 / (1 / rate["fp32"] + 1 / rate["roi"])
+        if "bf16" in outs and "exact_bf16" in outs:
+            whole["bf16"] = 1 / (1 / rate["bf16"] + 1 / rate["exact_bf16"])
+        res["snippet_with_patches_per_s"] = {k: round(v, 4) for k, v in whole.items()}
     if "exact" in outs:
         for mode in ("roi", "roi-4f"):
             ratios[f"{mode}_over_exact"] = round(rate[mode] / rate["exact"], 3)
-            errors[f"{mode}_vs_exact"] = {
-                g: feature_error(
-                    np.stack([o[g] for o in outs[mode]]), np.stack([o[g] for o in outs["exact"]])
-                )
-                for g in outs["exact"][0]
-            }
+            errors[f"{mode}_vs_exact"] = _grid_errors(outs[mode], outs["exact"])
     res["ratios"] = ratios
     res["errors"] = errors
     return res
