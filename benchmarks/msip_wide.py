@@ -7,8 +7,10 @@
 AUC and AP as mean ± std over the seeds, and the seconds of each stage. Everything runs
 through the CLI as README.md documents it.
 
-The defaults are sized for ~20-30 minutes on a 2-core CPU (the exact patches at 480x840 are
-most of it: 49 I3D passes per snippet); a meaningful comparison wants more videos:
+The defaults are sized for about half an hour on a 2-core CPU: extraction of 12 videos of 3
+snippets, where the exact patches at 480x840 (49 I3D passes per snippet, ~40-75 s per snippet
+on a shared 2-core Xeon) are most of it (`--patch-mode roi` cuts that ~3.5x), then 3 seeds x
+3 models of training as in the quickstart. A meaningful comparison wants more videos:
 
     python benchmarks/msip_wide.py [--out DIR] [--videos-train 8] [--videos-test 4]
         [--frames 48] [--seeds 0,1,2] [--patch-mode exact|roi] [--crops 1] [--json]
@@ -97,7 +99,7 @@ def _train_and_score(run: _Runner, a: argparse.Namespace, work: Path, seed: int)
     }  # fmt: skip
     out = {}
     for model in MODELS:
-        every = str(max(1, steps[model] // 4))
+        every = str(max(1, steps[model] // 2))  # validation is not free: twice per run
         run(f"train {model}", "train", "--model", model, "-o", str(runs / model), *common,
             "--steps", str(steps[model]), "--eval-every", every, *extra[model])  # fmt: skip
         scores, metrics = work / f"scores{seed}" / model, work / f"metrics{seed}_{model}.json"
