@@ -213,7 +213,7 @@ def test_shards_split_the_work(tmp_path):
 def test_bfloat16_is_close_to_float32():
     bb = load_backbone("i3d-inception", random_weights=True)
     clip = np.random.default_rng(0).integers(0, 256, (2, 16, 48, 48, 3), dtype=np.uint8)
-    f32 = Extractor(ExtractOptions(crops=1), bb).features(clip)
+    f32 = Extractor(ExtractOptions(crops=1, dtype="float32"), bb).features(clip)
     bf16 = Extractor(ExtractOptions(crops=1, dtype="bfloat16"), bb).features(clip)
     rel = np.linalg.norm(bf16 - f32) / np.linalg.norm(f32)
     assert f32.shape == bf16.shape == (2, 1024) and rel < 0.05
@@ -260,3 +260,97 @@ def test_real_video_end_to_end(tmp_path, real_weights):
     for key, value in meta.to_json().items():
         if key not in ("weights_sha256", "extra"):
             assert value not in (None, ""), key
+
+
+# ------------------------------------------------------------------ compute dtype, roi patches
+
+
+def test_dtype_auto_is_bf16_only_on_native_bf16_hardware(monkeypatch):
+    import torch
+
+    from vadkit import extractor as X
+
+    cpu = torch.device("cpu")
+    assert X.resolve_dtype("float32", cpu) == "float32"
+    assert X.resolve_dtype("bfloat16", cpu) == "bfloat16"
+    monkeypatch.setattr(X, "cpu_flags", lambda: frozenset({"avx512f", "avx512_vnni"}))
+    assert X.resolve_dtype("auto", cpu) == "float32"  # bf16 emulated: slower than float32
+    for flag in ("amx_bf16", "avx512_bf16"):
+        monkeypatch.setattr(X, "cpu_flags", lambda flag=flag: frozenset({"avx512f", flag}))
+        assert X.resolve_dtype("auto", cpu) == "bfloat16"
+    assert X.resolve_dtype("auto", torch.device("mps")) == "float32"
+
+
+def test_auto_dtype_is_recorded_as_the_dtype_used(tmp_path, monkeypatch):
+    from vadkit import extractor as X
+
+    monkeypatch.setattr(X, "cpu_flags", lambda: frozenset({"amx_bf16"}))
+    bb = load_backbone("i3d-inception", random_weights=True)
+    ex = Extractor(ExtractOptions(crops=1, dtype="auto"), bb)
+    assert ex.options.dtype == "bfloat16" and ex.options.record(bb)["compute_dtype"] == "bfloat16"
+    assert next(ex.model.parameters()).dtype.is_floating_point
+    assert str(next(ex.model.parameters()).dtype) == "torch.bfloat16"
+    assert str(next(bb.model.parameters()).dtype) == "torch.float32"  # the backbone is not cast
+    assert ExtractOptions(dtype="auto").compute_dtype() == "bfloat16"
+
+
+def test_region_weights_average_each_patch_footprint():
+    from vadkit.features.roi import region_weights
+
+    # the paper's 2x3 grid (240x280 patches) on the 15x27 Mixed_5c map of 480x840 (stride 32)
+    w = region_weights((2, 3, 240, 280), (15, 27), 32)
+    assert w.shape == (6, 15, 27)
+    np.testing.assert_allclose(w.sum(axis=(1, 2)), 1, atol=1e-6)
+    # patch 0 covers rows 0-7.5 and cols 0-8.75: cell (7, 8) counts 0.5 x 0.75 of a full cell
+    full = w[0, 0, 0]
+    assert w[0, 7, 8] == pytest.approx(full * 0.5 * 0.75)
+    assert w[0, 8:].max() == 0 and w[0, :, 9:].max() == 0
+    # the last column's patch ends at 840 px, inside cell 26 (832-864): a quarter of it
+    assert w[2, 0, 26] == pytest.approx(full * 0.25)
+    # the patches tile the frame: together they weigh every pixel once
+    area = (w * (240 * 280)).sum(axis=0)
+    assert area[:, :26].min() == pytest.approx(32 * 32) and area[0, 26] == pytest.approx(8 * 32)
+
+
+def test_roi_patches_pool_the_whole_frame_map():
+    """On a 128x224 frame the 4x7 grid's 32-px patches are exactly the cells of the map: each
+    roi patch is its cell averaged over time, and together they average to the frame's feature."""
+    import torch
+
+    bb = load_backbone("i3d-inception", random_weights=True)
+    ex = Extractor(ExtractOptions(crops=1, patch_frame=(128, 224), patch_mode="roi"), bb)
+    frame = np.random.default_rng(1).integers(0, 256, (1, 16, 128, 224, 3), dtype=np.uint8)
+    got = ex.roi_features(frame)
+    assert {g: v.shape for g, v in got.items()} == {
+        "patch23": (1, 6, 1024),
+        "patch35": (1, 15, 1024),
+        "patch47": (1, 28, 1024),
+    }
+    with torch.inference_mode():
+        fmap = ex.model.mixed_5c(ex._input(frame)).mean(dim=2)[0]  # (1024, 4, 7)
+    cells = fmap.permute(1, 2, 0).reshape(28, 1024).numpy()
+    np.testing.assert_allclose(got["patch47"][0], cells, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got["patch47"][0].mean(0), ex.features(frame)[0], atol=1e-5)
+    # roi-4f runs the last blocks per patch: other numbers, same shapes
+    ex4 = Extractor(ExtractOptions(crops=1, patch_frame=(128, 224), patch_mode="roi-4f"), bb)
+    got4 = ex4.roi_features(frame)
+    assert {g: v.shape for g, v in got4.items()} == {g: v.shape for g, v in got.items()}
+    assert not np.allclose(got4["patch47"], got["patch47"])
+
+
+def test_roi_patch_mode_end_to_end_and_recorded(tmp_path):
+    video = write_video(tmp_path / "v.mp4", 20)
+    out = tmp_path / "f"
+    r = _run([str(video), "-o", str(out), "--patch-mode", "roi", "--dtype", "float32", *TINY])
+    assert r.exit_code == 0, r.output
+    meta = read_meta(out, "v")
+    assert meta.extra["patch_mode"] == "roi" and meta.compute_dtype == "float32"
+    patches = load_patches(out / "v.npy")
+    assert [p.shape for p in patches.values()] == [(2, 6, 1024), (2, 15, 1024), (2, 28, 1024)]
+    # asking for exact patches where roi ones exist is refused, not silently skipped
+    r = _run([str(video), "-o", str(out), "--json", *TINY])
+    assert r.exit_code == 1 and "patch_mode 'roi'" in r.output
+    # roi needs Inception-I3D's maps
+    r = _run([str(video), "-o", str(tmp_path / "g"), "--backbone", "i3d-r50", "--patch-mode",
+              "roi", *TINY])  # fmt: skip
+    assert r.exit_code == 2 and "patch mode" in r.output

@@ -302,11 +302,26 @@ def test_golden_conformance_with_deepmind_weights(i3d_weights):
 def test_production_path_matches_the_golden_features(i3d_weights):
     """uint8 frames -> pixel scaling -> fused BN, channels-last, batched: still DeepMind's net."""
     bb = load_backbone("i3d-inception", weights=str(i3d_weights))
-    ex = Extractor(ExtractOptions(crops=1), bb)
+    ex = Extractor(ExtractOptions(crops=1, dtype="float32"), bb)
     for name in ("cricket16_224", "noise16_120"):
         got = ex.features(np.load(REF / f"{name}_input_uint8.npy")[None])
         want = np.load(REF / f"{name}_mixed5c_mean.npy")
         assert np.abs(got - want).max() < 1e-4, name
+
+
+def test_bfloat16_path_is_within_tolerance_of_the_golden_features(i3d_weights):
+    """Weights and activations in bf16 (BN folded first): every feature vector within cosine
+    0.999 of float32's, the tolerance under which `--dtype auto` may choose bf16."""
+    bb = load_backbone("i3d-inception", weights=str(i3d_weights))
+    ex = Extractor(ExtractOptions(crops=1, dtype="bfloat16"), bb)
+    assert next(ex.model.parameters()).dtype == torch.bfloat16
+    for name in ("cricket16_224", "noise16_120"):
+        got = ex.features(np.load(REF / f"{name}_input_uint8.npy")[None])[0]
+        want = np.load(REF / f"{name}_mixed5c_mean.npy")
+        cos = float(got @ want / np.linalg.norm(got) / np.linalg.norm(want))
+        assert cos >= 0.999, (name, cos)
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) < 0.03, name
+        assert got.dtype == np.float32
 
 
 def test_checkpoint_bytes_are_checked_before_unpickling(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import cv2
@@ -165,3 +166,41 @@ def test_cli_writes_the_dataset_and_reports_json(tmp_path):
     (tmp_path / "busy" / "f").write_text("x")
     busy = runner.invoke(app, ["synth", "-o", str(tmp_path / "busy")])
     assert busy.exit_code == 1 and "Error:" in busy.output
+
+
+def _event_boxes(plan, cfg) -> list[float]:
+    """Per frame with the event on screen: its bounding box as a fraction of the frame."""
+    boxes = []
+    for _, mask in render_video(plan, cfg):
+        if mask.any():
+            ys, xs = np.nonzero(mask)
+            boxes.append((np.ptp(ys) + 1) * (np.ptp(xs) + 1) / mask.size)
+    return boxes
+
+
+@pytest.mark.parametrize("event", ["running", "fighting", "falling", "vehicle"])
+def test_wide_preset_events_cover_at_most_two_percent_of_the_frame(event):
+    from vadkit.synth import preset_config
+
+    cfg = preset_config(
+        "wide", videos_train=2, videos_test=2, frames=20, classes=(event,), event_length=(0.9, 0.9)
+    )
+    assert (cfg.width, cfg.height) == (840, 480)
+    plan = next(p for p in plan_dataset(cfg) if p.label)
+    boxes = _event_boxes(plan, cfg)
+    assert len(boxes) >= 10  # the event is on screen for most of its interval
+    assert 0.001 < max(boxes) <= 0.02, max(boxes)
+    # the same event seen by the quickstart's close camera is several times larger
+    close = dataclasses.replace(cfg, figure_scale=1.0)
+    assert max(_event_boxes(plan, close)) > 2 * max(boxes)
+
+
+def test_preset_cli_sets_size_and_options_override_it(tmp_path):
+    out = tmp_path / "w"
+    args = ["synth", "-o", str(out), "--preset", "wide", "--videos-train", "2", "--videos-test"]
+    r = CliRunner().invoke(app, [*args, "2", "--frames", "16", "--size", "280x160", "--json"])
+    assert r.exit_code == 0, r.output
+    settings = json.loads((out / "synth.json").read_text())["settings"]
+    assert (settings["width"], settings["height"], settings["figure_scale"]) == (280, 160, 0.5)
+    r = CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "x"), "--figure-scale", "5"])
+    assert r.exit_code == 2 and "figure-scale" in r.output

@@ -49,6 +49,12 @@ if TYPE_CHECKING:
     from vadkit.features import LoadedBackbone
 
 COMPUTE_DTYPES = ("float32", "bfloat16")
+# --dtype choices: "auto" is bfloat16 where the hardware computes it natively (a CPU with AMX or
+# AVX512-BF16, a CUDA GPU with bf16), else float32; the metadata records the dtype used.
+DTYPE_CHOICES = ("auto", *COMPUTE_DTYPES)
+# --patch-mode -> the I3D endpoint whose whole-frame map is pooled per patch (None: exact, one
+# network pass per patch); see `vadkit.features.roi`.
+PATCH_MODES: dict[str, str | None] = {"exact": None, "roi": "Mixed_5c", "roi-4f": "Mixed_4f"}
 # The keys of an extraction record (what a training run stores to extract new videos the same
 # way): `ExtractOptions.record`, `extraction_record(meta)`, `ExtractOptions.from_record`.
 RECORD_KEYS = (
@@ -79,7 +85,9 @@ class ExtractOptions:
     patch_frame: tuple[int, int] = PATCH_FRAME_SIZE  # (h, w) the frame is resized to for patches
     fps: float | None = None  # None: native frame rate
     drop_last: bool = False
+    # the library's default is exact float32; `vadkit extract` defaults to "auto"
     dtype: str = "float32"
+    patch_mode: str = "exact"
     batch_size: int = 16  # network inputs per forward pass
     device: str = "auto"
     force: bool = False
@@ -101,16 +109,37 @@ class ExtractOptions:
             patch_layout(tuple(self.patch_frame))
         if self.fps is not None and not (self.fps > 0 and math.isfinite(self.fps)):
             raise VadkitError(f"fps must be positive, got {self.fps}")
-        if self.dtype not in COMPUTE_DTYPES:
+        if self.dtype not in DTYPE_CHOICES:
             raise VadkitError(
-                f"dtype must be one of {', '.join(COMPUTE_DTYPES)}, got {self.dtype!r}"
+                f"dtype must be one of {', '.join(DTYPE_CHOICES)}, got {self.dtype!r}"
             )
+        self._validate_patch_mode()
         if self.batch_size < 1:
             raise VadkitError(f"batch size must be at least 1, got {self.batch_size}")
         if self.threads is not None and self.threads < 1:
             raise VadkitError(f"threads must be at least 1, got {self.threads}")
         if self.weights and self.random_weights:
             raise VadkitError("--weights and --random-weights exclude each other; pick one")
+
+    def _validate_patch_mode(self) -> None:
+        if self.patch_mode not in PATCH_MODES:
+            raise VadkitError(
+                f"patch mode must be one of {', '.join(PATCH_MODES)}, got {self.patch_mode!r}"
+            )
+        if self.patch_mode != "exact" and self.backbone != "i3d-inception":
+            raise VadkitError(
+                f"patch mode {self.patch_mode} pools Inception-I3D maps; backbone "
+                f"{self.backbone} supports only the exact patch mode"
+            )
+
+    def compute_dtype(self) -> str:
+        """The dtype the network runs in: `dtype`, with "auto" resolved for `device`."""
+        if self.dtype != "auto":
+            return self.dtype
+        from vadkit.devices import resolve_device
+        from vadkit.extractor import resolve_dtype
+
+        return resolve_dtype("auto", resolve_device(self.device))
 
     @property
     def padding(self) -> str:
@@ -139,7 +168,7 @@ class ExtractOptions:
             "patch_frame_size": list(self.patch_frame) if self.patches else None,
             "fps": self.fps,
             "padding": self.padding,
-            "compute_dtype": self.dtype,
+            "compute_dtype": self.compute_dtype(),
             "weights_sha256": sha,
             "weights_source": source,
         }
@@ -151,7 +180,8 @@ class ExtractOptions:
         weights, unless `weights=` names a file."""
         if not isinstance(record, dict):
             raise VadkitError(f"an extraction record is a JSON object, got {type(record).__name__}")
-        missing = [k for k in RECORD_KEYS if k not in record and k not in ("patches", "fps")]
+        optional = ("patches", "fps", "patch_mode")
+        missing = [k for k in RECORD_KEYS if k not in record and k not in optional]
         if missing:
             raise VadkitError(f"the extraction record lacks {', '.join(missing)}")
         frame = record.get("patch_frame_size")
@@ -167,6 +197,7 @@ class ExtractOptions:
                 fps=None if record.get("fps") is None else float(record["fps"]),
                 drop_last=record["padding"] == "drop-last",
                 dtype=record["compute_dtype"],
+                patch_mode=record.get("patch_mode") or "exact",
             )
         except (TypeError, ValueError, IndexError) as e:
             raise VadkitError(f"the extraction record has a malformed value ({e})") from None
@@ -197,6 +228,14 @@ def extraction_record(meta: FeatureMeta) -> dict[str, Any]:
         "weights_sha256": meta.weights_sha256,
         "weights_source": meta.weights_source,
     }
+
+
+def patch_mode_of(meta: FeatureMeta) -> str | None:
+    """How a video's patch features were made ("exact" or "roi"; None without patches).
+    Recorded in `meta.extra["patch_mode"]`; features written before it existed are exact."""
+    if not meta.has_patches:
+        return None
+    return (meta.extra or {}).get("patch_mode", "exact")
 
 
 @dataclass
@@ -427,7 +466,7 @@ def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
 
 
 def _settings_mismatch(meta: FeatureMeta, opts: ExtractOptions) -> str | None:
-    have = extraction_record(meta)
+    have = {**extraction_record(meta), "patch_mode": patch_mode_of(meta)}
     want = {
         "backbone": opts.backbone,
         "crops": opts.crops,
@@ -437,6 +476,9 @@ def _settings_mismatch(meta: FeatureMeta, opts: ExtractOptions) -> str | None:
     }
     if opts.patches:
         want["patch_frame_size"] = list(opts.patch_frame)
+        want["patch_mode"] = opts.patch_mode
+    if opts.dtype != "auto":  # auto: whatever this machine computes best, made earlier or now
+        want["compute_dtype"] = opts.dtype
     for key, value in want.items():
         if have[key] != value:
             return f"{key} {have[key]!r} (asked for {value!r})"
@@ -623,6 +665,8 @@ def __getattr__(name: str):
 
 __all__ = [
     "COMPUTE_DTYPES",
+    "DTYPE_CHOICES",
+    "PATCH_MODES",
     "RECORD_KEYS",
     "ExtractOptions",
     "Extractor",
@@ -635,6 +679,7 @@ __all__ = [
     "extraction_record",
     "foreign_artifact",
     "parse_shard",
+    "patch_mode_of",
     "plan_videos",
     "prepare_output_dir",
     "shard_videos",

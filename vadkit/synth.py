@@ -83,6 +83,9 @@ class SynthConfig:
     # normal stretches to tell apart (with 24 anomalous training videos, 6 per class, 0.25-0.6 left
     # RTFM at 0.81-0.83 test ROC AUC after 300 steps; 0.4-0.8 reached 0.85-0.90)
     event_length: tuple[float, float] = (0.4, 0.8)
+    # size of the figures (people, cars) relative to the scene: 1 is the quickstart's close
+    # camera; the wide preset's distant figures are smaller (events under 2 % of the frame)
+    figure_scale: float = 1.0
 
     def validate(self) -> None:
         if self.videos_train < 2 or self.videos_test < 2:
@@ -111,6 +114,8 @@ class SynthConfig:
                 raise VadkitError(
                     f"unknown event class {c!r}; choose from {', '.join(EVENT_CLASSES)}"
                 )
+        if not 0.1 <= self.figure_scale <= 2:
+            raise VadkitError(f"--figure-scale {self.figure_scale:g}: expected 0.1 to 2")
         lo, hi = self.event_length
         if not 0 < lo <= hi <= 1:
             raise VadkitError(
@@ -122,6 +127,23 @@ class SynthConfig:
         d["classes"] = list(self.classes)
         d["event_length"] = list(self.event_length)
         return d
+
+
+# --preset name -> the SynthConfig fields it sets (explicit settings override them).
+# wide: MSIP's 840x480 frame seen by a distant camera; every event's box (the bounding box of
+# its figures in a frame) stays under 2 % of the frame (at most ~1.4 % measured).
+PRESETS: dict[str, dict[str, Any]] = {
+    "quickstart": {},
+    "wide": {"width": 840, "height": 480, "figure_scale": 0.5},
+}
+
+
+def preset_config(name: str, **settings: Any) -> SynthConfig:
+    """The SynthConfig of preset `name`, with `settings` (None values ignored) on top."""
+    if name not in PRESETS:
+        raise VadkitError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    given = {k: v for k, v in settings.items() if v is not None}
+    return SynthConfig(**{**PRESETS[name], **given})
 
 
 @dataclass
@@ -626,7 +648,8 @@ def render_video(plan: VideoPlan, config: SynthConfig) -> Iterator[tuple[np.ndar
     The mask marks the pixels of the anomalous event's figures while the event is on (all False in
     normal videos and outside the annotated interval).
     """
-    w, h, unit = config.width, config.height, config.height / _DESIGN_HEIGHT
+    w, h = config.width, config.height
+    unit = config.height / _DESIGN_HEIGHT * config.figure_scale  # the actors' unit
     scene = _make_scene(config.seed, plan.scene, w, h)
     rng = np.random.default_rng([config.seed, 1, plan.index])
     walkers = [_Walker(rng, scene, w, h, unit) for _ in range(plan.walkers)]

@@ -227,12 +227,17 @@ def patch_boxes(layout: tuple[int, int, int, int]) -> list[tuple[int, int]]:
     return [(r * ph, c * pw) for r in range(rows) for c in range(cols)]
 
 
+def resize_frames(snippet: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(T, h, w, 3) -> (T, fh, fw, 3): every frame resized (bilinear) to frame_size (h, w)."""
+    fh, fw = frame_size
+    return np.stack([cv2.resize(f, (fw, fh), interpolation=cv2.INTER_LINEAR) for f in snippet])
+
+
 def frame_patches(
     snippet: np.ndarray, layouts: dict[str, tuple[int, int, int, int]], frame_size: tuple[int, int]
 ) -> dict[str, np.ndarray]:
     """(T, h, w, 3) -> {grid: (rows·cols, T, ph, pw, 3)} cut from the frame resized to frame_size."""
-    fh, fw = frame_size
-    resized = np.stack([cv2.resize(f, (fw, fh), interpolation=cv2.INTER_LINEAR) for f in snippet])
+    resized = resize_frames(snippet, frame_size)
     out = {}
     for name, layout in layouts.items():
         _, _, ph, pw = layout

@@ -22,7 +22,8 @@ from vadkit.cli.progress import ProgressReporter
 from vadkit.devices import DEVICE_HELP
 from vadkit.errors import VadkitError
 from vadkit.extract import (
-    COMPUTE_DTYPES,
+    DTYPE_CHOICES,
+    PATCH_MODES,
     ExtractOptions,
     Summary,
     VideoResult,
@@ -43,7 +44,8 @@ _D = ExtractOptions()
 
 Crops = Enum("Crops", {f"c{n}": str(n) for n in CROP_CHOICES}, type=str)
 Backbone = Enum("Backbone", {name: name for name in list_backbones()}, type=str)
-Dtype = Enum("Dtype", {name: name for name in COMPUTE_DTYPES}, type=str)
+Dtype = Enum("Dtype", {name: name for name in DTYPE_CHOICES}, type=str)
+PatchMode = Enum("PatchMode", {name.replace("-", "_"): name for name in PATCH_MODES}, type=str)
 
 
 @weights_app.command("fetch")
@@ -211,7 +213,22 @@ _Shard = Annotated[
 ]
 _Json = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 _Backbone = Annotated[Backbone, typer.Option(help="Feature backbone.")]
-_Dtype = Annotated[Dtype, typer.Option(help="Compute dtype (bfloat16: autocast).")]
+_Dtype = Annotated[
+    Dtype,
+    typer.Option(
+        help="Compute dtype of the network. auto: bfloat16 (weights and activations) where the "
+        "hardware has native bf16 (a CPU with AMX or AVX512-BF16, a CUDA GPU with bf16), else "
+        "float32. The metadata records the dtype used."
+    ),
+]
+_PatchMode = Annotated[
+    PatchMode,
+    typer.Option(
+        help="exact: I3D on each patch. roi: I3D once on the whole patch frame, each patch "
+        "pooled from its region of the Mixed_5c map (several times faster, approximate). "
+        "roi-4f: the same from the Mixed_4f map, the last blocks run per patch."
+    ),
+]
 _Device = Annotated[str, typer.Option(help=DEVICE_HELP)]
 _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
 
@@ -231,7 +248,8 @@ def extract(
     crop_size: _CropSize = _D.crop_size,
     patch_frame_size: _PatchFrameSize = None,
     patch_frame: _PatchFrameOld = None,
-    dtype: _Dtype = Dtype(_D.dtype),
+    dtype: _Dtype = Dtype("auto"),
+    patch_mode: _PatchMode = PatchMode(_D.patch_mode),
     batch_size: _BatchSize = _D.batch_size,
     device: _Device = _D.device,
     threads: _Threads = _D.threads,
@@ -254,6 +272,7 @@ def extract(
         fps=fps,
         drop_last=drop_last,
         dtype=dtype.value,
+        patch_mode=patch_mode.value,
         batch_size=batch_size,
         device=device,
         force=force,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from enum import Enum
 from pathlib import Path
 from typing import Annotated
 
@@ -18,9 +19,10 @@ from vadkit.cli.base import app
 # one import line to switch to the shared reporter: from vadkit.cli.progress import ...
 from vadkit.cli.progress import ProgressReporter
 from vadkit.errors import VadkitError
-from vadkit.synth import EVENT_CLASSES, SynthConfig, synthesize
+from vadkit.synth import EVENT_CLASSES, PRESETS, SynthConfig, preset_config, synthesize
 
 _DEFAULT = SynthConfig()
+Preset = Enum("Preset", {name: name for name in PRESETS}, type=str)
 
 
 def _parse_size(value: str) -> tuple[int, int]:
@@ -53,7 +55,27 @@ _Out = Annotated[
 ]
 _Train = Annotated[int, typer.Option(help="Training videos (normal + anomalous).")]
 _Test = Annotated[int, typer.Option(help="Test videos (normal + anomalous).")]
-_Size = Annotated[str, typer.Option(help="Frame size WIDTHxHEIGHT (even numbers, at least 32).")]
+_Size = Annotated[
+    str | None,
+    typer.Option(
+        help="Frame size WIDTHxHEIGHT (even numbers, at least 32). Default: the preset's "
+        f"({_DEFAULT.width}x{_DEFAULT.height}; wide: 840x480)."
+    ),
+]
+_Preset = Annotated[
+    Preset,
+    typer.Option(
+        help="quickstart: a close camera, 160x120. wide: MSIP's 840x480 frame, a distant "
+        "camera whose events cover at most 2 % of the frame. Other options override it."
+    ),
+]
+_FigureScale = Annotated[
+    float | None,
+    typer.Option(
+        help="Size of people and cars relative to the scene (default: the preset's; "
+        "quickstart 1, wide 0.5)."
+    ),
+]
 _Frames = Annotated[int, typer.Option(help="Frames per video.")]
 _Fps = Annotated[float, typer.Option(help="Frame rate written to the videos.")]
 _Seed = Annotated[int, typer.Option(help="Random seed; the same seed gives the same files.")]
@@ -77,26 +99,30 @@ _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display
 @app.command()
 def synth(
     out: _Out,
+    preset: _Preset = Preset.quickstart,
     videos_train: _Train = _DEFAULT.videos_train,
     videos_test: _Test = _DEFAULT.videos_test,
-    size: _Size = f"{_DEFAULT.width}x{_DEFAULT.height}",
+    size: _Size = None,
     frames: _Frames = _DEFAULT.frames,
     fps: _Fps = _DEFAULT.fps,
     seed: _Seed = _DEFAULT.seed,
     anomaly_fraction: _Fraction = _DEFAULT.anomaly_fraction,
     classes: _Classes = ",".join(_DEFAULT.classes),
     event_length: _EventLength = ",".join(f"{v:g}" for v in _DEFAULT.event_length),
+    figure_scale: _FigureScale = None,
     as_json: _Json = False,
     quiet: _Quiet = False,
 ) -> None:
     """Write synthetic surveillance videos (videos/*.mp4), train.csv / test.csv manifests,
     annotations.csv, a UCF-Crime style Temporal_Anomaly_Annotation.txt and synth.json."""
-    w, h = _parse_size(size)
-    config = SynthConfig(
+    w, h = _parse_size(size) if size is not None else (None, None)
+    config = preset_config(
+        preset.value,
         videos_train=videos_train,
         videos_test=videos_test,
         width=w,
         height=h,
+        figure_scale=figure_scale,
         frames=frames,
         fps=fps,
         seed=seed,
@@ -104,6 +130,7 @@ def synth(
         classes=_parse_classes(classes),
         event_length=_parse_range(event_length),
     )
+    w, h = config.width, config.height
     try:
         config.validate()  # the library's check; a bad setting is a usage error (exit 2)
     except VadkitError as e:
