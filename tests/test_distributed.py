@@ -46,6 +46,8 @@ def _torchrun(videos: Path, out: Path) -> list[str]:
         "-o",
         str(out),
         *ARGS,
+        "--dtype",
+        "float32",  # the library run beside it is float32; auto may pick bf16 on other CPUs
         "--json",
     ]
 

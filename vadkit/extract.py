@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import json
 import math
 import os
 import tempfile
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from vadkit.errors import VadkitError
 from vadkit.features import BACKBONES
+from vadkit.io import artifacts
 from vadkit.io.atomic import TMP_PREFIX, remove_if_abandoned
 from vadkit.io.features import (
     FORMAT as FEATURES_FORMAT,
@@ -64,6 +64,7 @@ RECORD_KEYS = (
     "crop_size",
     "patches",
     "patch_frame_size",
+    "patch_mode",
     "fps",
     "padding",
     "compute_dtype",
@@ -166,6 +167,7 @@ class ExtractOptions:
             "crop_size": self.crop_size,
             "patches": self.patches,
             "patch_frame_size": list(self.patch_frame) if self.patches else None,
+            "patch_mode": self.patch_mode if self.patches else None,
             "fps": self.fps,
             "padding": self.padding,
             "compute_dtype": self.compute_dtype(),
@@ -222,6 +224,7 @@ def extraction_record(meta: FeatureMeta) -> dict[str, Any]:
         "crop_size": meta.crop_size,
         "patches": meta.has_patches,
         "patch_frame_size": meta.patch_frame_size,
+        "patch_mode": meta.patch_mode,
         "fps": None if meta.fps_used == meta.fps_native else meta.fps_used,
         "padding": meta.padding,
         "compute_dtype": meta.compute_dtype,
@@ -231,11 +234,8 @@ def extraction_record(meta: FeatureMeta) -> dict[str, Any]:
 
 
 def patch_mode_of(meta: FeatureMeta) -> str | None:
-    """How a video's patch features were made ("exact" or "roi"; None without patches).
-    Recorded in `meta.extra["patch_mode"]`; features written before it existed are exact."""
-    if not meta.has_patches:
-        return None
-    return (meta.extra or {}).get("patch_mode", "exact")
+    """How a video's patch features were made (`FeatureMeta.patch_mode`)."""
+    return meta.patch_mode
 
 
 @dataclass
@@ -416,30 +416,7 @@ def prepare_output_dir(out: Path, inputs: Sequence[str | os.PathLike] = ()) -> N
 def foreign_artifact(out: Path) -> str | None:
     """What in `out` is a vadkit artifact other than features ("scores (v.json, format
     vadkit.scores)", "a training run (last.safetensors)"), or None."""
-    try:
-        entries = sorted(os.scandir(out), key=lambda e: e.name)
-    except OSError as e:
-        raise VadkitError(f"{out}: cannot read the output directory ({_reason(e)})") from None
-    for entry in entries:
-        name = entry.name
-        if name.endswith(".safetensors") or name == "log.jsonl":
-            return f"a training run or checkpoint ({name})"
-        if not name.endswith(".json") or name.startswith(TMP_PREFIX):
-            continue
-        fmt = _json_format(Path(entry.path))
-        if fmt and fmt.startswith("vadkit.") and fmt != FEATURES_FORMAT:
-            kind = {"vadkit.scores": "scores", "vadkit.synth": "a synthetic dataset"}
-            return f"{kind.get(fmt, 'another vadkit artifact')} ({name}, format {fmt})"
-    return None
-
-
-def _json_format(p: Path) -> str | None:
-    try:
-        obj = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return None
-    fmt = obj.get("format") if isinstance(obj, dict) else None
-    return fmt if isinstance(fmt, str) else None
+    return artifacts.foreign_artifact(out, FEATURES_FORMAT)
 
 
 def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
@@ -466,7 +443,7 @@ def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
 
 
 def _settings_mismatch(meta: FeatureMeta, opts: ExtractOptions) -> str | None:
-    have = {**extraction_record(meta), "patch_mode": patch_mode_of(meta)}
+    have = extraction_record(meta)
     want = {
         "backbone": opts.backbone,
         "crops": opts.crops,

@@ -10,7 +10,8 @@ A run directory holds (`vadkit.checkpointer` says how they are written):
 - `last.safetensors`  weights + metadata at the latest save;
 - `best.safetensors`  the checkpoint with the best validation ROC AUC (`last` without validation);
 - `log.jsonl`         one JSON line per evaluation: step, mean loss parts since the previous line,
-                      learning rate, device, roc_auc, average_precision, seconds.
+                      learning rate, device, roc_auc, average_precision,
+                      pr_auc_trapezoid, seconds.
 """
 
 from __future__ import annotations
@@ -435,10 +436,11 @@ def validate(
     spec: FeatureSpec,
     device: torch.device,
 ) -> dict[str, Any]:
-    """Frame-level ROC AUC and AP of `model` on the validation videos."""
+    """Frame-level ROC AUC, AP and the trapezoid PR AUC of `model` on the validation videos."""
     scores, counts = frame_scores(model, sources, spec=spec, device=device)
     m = evaluate(scores, annotations, frame_counts=counts)
-    return {"roc_auc": m["roc_auc"], "average_precision": m["average_precision"]}
+    keys = ("roc_auc", "average_precision", "pr_auc_trapezoid")
+    return {k: m[k] for k in keys}
 
 
 def _check_prior_features(prior: _Prior, spec: FeatureSpec) -> None:

@@ -74,6 +74,15 @@ class FeatureMeta:
     def has_patches(self) -> bool:
         return bool(self.patch_grids)
 
+    @property
+    def patch_mode(self) -> str | None:
+        """How the patch features were made: "exact" (I3D on each patch), "roi"/"roi-4f"
+        (pooled from the whole frame's map); None without patches. Kept in `extra`; features
+        written before the modes existed are exact."""
+        if not self.has_patches:
+            return None
+        return str((self.extra or {}).get("patch_mode", "exact"))
+
     def spec(self) -> dict[str, Any]:
         """What a model trained on these features depends on (`FeatureSpec.to_dict`)."""
         return FeatureSpec.from_meta(self).to_dict()
@@ -162,8 +171,10 @@ class FeatureSpec:
     backbone: str | None = None
     snippet_length: int = SNIPPET_LENGTH
     patch_grids: Grids | None = None  # ((name, (rows, cols, h, w)), ...) in file order
+    patch_mode: str | None = None  # "exact" | "roi" | "roi-4f"; None: unknown or no patches
 
     KEYS = ("feature_dim", "crops", "backbone", "snippet_length")
+    PATCH_KEYS = ("patch_grids", "patch_mode")  # compared only for models that read patches
 
     @classmethod
     def from_meta(cls, meta: FeatureMeta) -> FeatureSpec:
@@ -174,6 +185,7 @@ class FeatureSpec:
                 "crops": meta.crops,
                 "snippet_length": meta.snippet_length,
                 "patch_grids": meta.patch_grids,
+                "patch_mode": meta.patch_mode,
             }
         )
 
@@ -200,6 +212,7 @@ class FeatureSpec:
                 patch_grids=None
                 if not grids
                 else tuple((str(k), tuple(_int(x) for x in v)) for k, v in grids.items()),
+                patch_mode=None if obj.get("patch_mode") is None else str(obj["patch_mode"]),
             )
         except (AttributeError, KeyError, TypeError, ValueError) as e:
             raise VadkitError(f"{where}malformed feature spec {obj!r} ({e})") from None
@@ -214,6 +227,7 @@ class FeatureSpec:
             "patch_grids": None
             if self.patch_grids is None
             else {k: list(v) for k, v in self.patch_grids},
+            **({"patch_mode": self.patch_mode} if self.patch_mode is not None else {}),
         }
 
     @property
@@ -226,8 +240,9 @@ class FeatureSpec:
 
         A field unknown on either side is not compared; the patch layout only matters to a
         model that reads patches."""
-        for key in self.KEYS + (("patch_grids",) if patches else ()):
-            a, b = self.to_dict()[key], other.to_dict()[key]
+        ours, theirs = self.to_dict(), other.to_dict()
+        for key in self.KEYS + (self.PATCH_KEYS if patches else ()):
+            a, b = ours.get(key), theirs.get(key)
             if a is not None and b is not None and a != b:
                 return key, a, b
         return None
