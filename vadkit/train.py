@@ -84,6 +84,7 @@ class TrainResult:
     notes: list[str]
     selection: str | None = None  # how `best` was chosen, to print with every result
     select_metric: str = "roc_auc"
+    best_record: dict[str, Any] | None = None
 
 
 Callback = Callable[[Event], None]
@@ -208,6 +209,7 @@ class Trainer:
             self.notes,
             self.selection,
             self.cfg.select_metric,
+            progress.best_record,
         )
 
     def step(self, progress: Progress) -> None:
