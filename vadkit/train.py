@@ -65,7 +65,7 @@ VALIDATION_NOTE = (
 class Event:
     """What the loop reports to its caller (the CLI draws a progress bar from these)."""
 
-    kind: str  # "load" | "note" | "step" | "eval"
+    kind: str  # "load" | "start" (set up, before the notes) | "note" | "step" | "eval"
     step: int = 0
     steps: int = 0
     loss: float | None = None
@@ -337,6 +337,7 @@ class Trainer:
             with contextlib.suppress(FileNotFoundError):
                 (self.out / "log.jsonl").unlink()
         progress = progress or Progress()
+        self.emit(Event("start", progress.step, self.cfg.steps))
         self._say_what_happens(progress)
         if self.ddp.enabled:
             # dropout differs per rank; the saved RNG state is rank 0's, so a resumed run (on any
