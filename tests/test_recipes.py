@@ -290,3 +290,67 @@ def test_every_recipe_builds_a_valid_configuration():
         cfg.validate()
         assert {k for k, _, _ in cfg.settings(origins)} >= {"lr", "batch_order", "protocol"}
     assert np.isclose(get_recipe("mgfn-xd").values()["steps"], 1000 * (9525 // 16))
+
+
+# ---------------------------------------------------------------------- the CLI
+
+
+def _train_has(option: str) -> bool:
+    r = run_cli("train", "--help")
+    return option in r.output
+
+
+needs_cli = pytest.mark.skipif(
+    not _train_has("--recipe"), reason="vadkit train's --recipe/--config options not applied yet"
+)
+
+
+@needs_cli
+def test_cli_train_applies_recipe_config_and_flags_and_prints_where_each_came_from(ds, tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text(f'features = "{ds["features"]}"\nweight-decay = 1e-4\nsegments = 12\n')
+    run = tmp_path / "run"
+    r = run_cli(
+        "train", "--recipe", "rtfm-ucf", "--config", toml, "--train", ds["train"], "-o", run,
+        "--steps", 2, "--batch-size", 2, "--device", "cpu", "--model-arg", "hidden=8",
+        "--batch-order", "fixed", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert "settings (recipe rtfm-ucf):" in r.stderr
+    assert "lr = 0.001  [recipe rtfm-ucf: RTFM option.py default" in r.stderr
+    assert "weight_decay = 0.0001  [config " in r.stderr
+    assert (
+        "steps = 2  [command line]" in r.stderr
+        and "batch_order = fixed  [command line]" in r.stderr
+    )
+    assert r.stderr.count("settings (recipe") == 1
+    assert "recipe rtfm-ucf expects 10 crop(s)" in r.stderr
+    saved = json.loads((run / "config.json").read_text())
+    assert saved["recipe"] == "rtfm-ucf" and saved["weight_decay"] == 1e-4
+    assert saved["loss"] == "rtfm" and saved["batch_order"] == "fixed" and saved["steps"] == 2
+    again = run_cli("train", "--config", run / "config.json", "-o", tmp_path / "again", "--json")
+    assert again.exit_code == 0, again.output
+    assert load_file(str(run / "last.safetensors")).keys()
+    a = load_file(str(run / "last.safetensors"))
+    b = load_file(str(tmp_path / "again" / "last.safetensors"))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # the same run again, from its config.json
+    bad = run_cli("train", "--resume", "-o", run, "--recipe", "rtfm-ucf")
+    assert bad.exit_code == 2 and "saved settings" in bad.output
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text('model = "rtfm"\nbatchsize = 3\n')
+    r = run_cli("train", "--config", unknown, "--train", ds["train"], "-o", tmp_path / "u")
+    assert r.exit_code == 1 and r.output.startswith("Error: ") and "batchsize" in r.output
+
+
+@needs_cli
+def test_cli_official_protocol_labels_the_printed_result(ds, tmp_path):
+    r = run_cli(
+        "train", "--model", "mgfn", "--train", ds["train"], "--features", ds["features"],
+        "-o", tmp_path / "o", "--steps", 2, "--batch-size", 2, "--segments", 12,
+        "--device", "cpu", "--model-arg", "dims=[8,16,32]", "--model-arg", "dim_head=8",
+        "--val", ds["val"], "-a", ds["annotations"], "--protocol", "official",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    last = r.stdout.strip().splitlines()[-1]
+    assert "best ROC AUC" in last and "selected on the validation list (best on " in last
+    assert "at the official cadence (every epoch = every 2 steps" in last
