@@ -354,3 +354,26 @@ def test_cli_official_protocol_labels_the_printed_result(ds, tmp_path):
     last = r.stdout.strip().splitlines()[-1]
     assert "best ROC AUC" in last and "selected on the validation list (best on " in last
     assert "at the official cadence (every epoch = every 2 steps" in last
+
+
+def test_rtfm_style_lists_train_with_abnormal_first_and_validate_on_a_shorter_list(tmp_path):
+    """RTFM's public lists: `--abnormal-first N` labels the training list; the test list (here
+    shorter than N; its labels are unused, the ground truth is --annotations) reads as it is."""
+    d = make_dataset(tmp_path / "ds", train=(3, 5), val=(2, 2), t_range=(6, 14))
+    feats = Path(d["features"])
+
+    def write_list(split: str) -> Path:
+        files = [p for p in feats.glob(f"{split}*.npy") if "_patch" not in p.name]
+        files.sort(key=lambda p: ("nor" in p.name, p.name))  # abnormal first, as RTFM's
+        out = tmp_path / f"{split}.list"
+        out.write_text("".join(f"{p}\n" for p in files))
+        return out
+
+    cfg = config(
+        d, tmp_path / "run", steps=2, train=str(write_list("train")), features=None,
+        abnormal_first=5, val=str(write_list("val")), annotations=str(d["annotations"]),
+        model_args={"hidden": 8},
+    )  # fmt: skip
+    result = train(cfg)  # 5 > the 4 lines of the validation list: no error
+    assert result.best_roc_auc is not None
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["abnormal_first"] == 5

@@ -425,7 +425,7 @@ class Trainer:
         cfg = self.cfg
         if cfg.val is None:
             return None
-        sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features)
+        sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features, validation=True)
         annotations = read_annotations(cfg.annotations, format=cfg.annotations_format)
         for src in sources:  # a video the annotation lacks fails now, not at the first eval
             if not src.path.is_file():
@@ -540,8 +540,14 @@ def _abs(p: str | None) -> str | None:
     return None if p is None else str(Path(p).resolve())
 
 
-def _read_sources(cfg: TrainConfig, manifest: str, features: str | None) -> list[Source]:
-    entries = read_manifest(manifest, abnormal_first=cfg.abnormal_first, naming=cfg.naming)
+def _read_sources(
+    cfg: TrainConfig, manifest: str, features: str | None, *, validation: bool = False
+) -> list[Source]:
+    """The videos of a manifest. `--abnormal-first` and `--naming` label the training list;
+    a validation list's labels are unused (its ground truth is `--annotations`), so a `.list`
+    of another length than the training list (RTFM's test list) reads without them."""
+    first = (0 if cfg.naming is None else None) if validation else cfg.abnormal_first
+    entries = read_manifest(manifest, abnormal_first=first, naming=cfg.naming)
     return sources_from_manifest(entries, features)
 
 
