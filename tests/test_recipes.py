@@ -254,6 +254,35 @@ def test_official_protocol_evaluates_at_mgfns_epoch_cadence_and_labels_best(ds, 
     assert any("selected on the validation list" in n for n in notes)
 
 
+def test_official_protocol_resumes_to_the_uninterrupted_run(ds, tmp_path):
+    """Official-cadence evaluations between saves are replayed exactly on resume."""
+    val = dict(val=str(ds["val"]), annotations=str(ds["annotations"]))
+    kw = dict(
+        model="mgfn", steps=6, batch_size=2, eval_every=100, protocol="official",
+        batch_order="fixed", model_args={"dims": [8, 16, 32], "dim_head": 8}, **val,
+    )  # fmt: skip
+    full = train(config(ds, tmp_path / "full", **kw))
+
+    def crash(e: Event) -> None:  # a crash saves nothing: resume replays from the last save
+        if e.kind == "step" and e.step == 5:
+            raise RuntimeError("crash")
+
+    cut = config(ds, tmp_path / "cut", **kw)
+    with pytest.raises(RuntimeError, match="crash"):
+        train(cut, callback=crash)
+    saved = load_run(tmp_path / "cut", checkpoint="last", device="cpu").meta["step"]
+    assert saved in (2, 4)  # 4 only if it became best: eval_every=100 saves nothing else
+    resumed = train(cut, resume=True)
+    strip = lambda run: [{k: v for k, v in r.items() if k != "seconds"} for r in _log(run)]  # noqa: E731
+    assert strip(tmp_path / "cut") == strip(tmp_path / "full")
+    assert [r["step"] for r in _log(tmp_path / "full")] == [2, 4, 6]
+    assert (resumed.best_step, resumed.best_roc_auc) == (full.best_step, full.best_roc_auc)
+    for name in ("last", "best"):
+        a = load_file(str(tmp_path / "full" / f"{name}.safetensors"))
+        b = load_file(str(tmp_path / "cut" / f"{name}.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+
+
 def test_official_protocol_needs_a_validation_list_and_vadkits_is_unchanged(ds, tmp_path):
     with pytest.raises(VadkitError, match="--protocol official evaluates on the list"):
         train(config(ds, tmp_path / "x", protocol="official"))
