@@ -129,7 +129,7 @@ def test_a_config_file_with_unknown_keys_is_refused_naming_them(tmp_path):
     typed.write_text('model = "rtfm"\ntrain = "t.csv"\nsteps = "many"\n')
     with pytest.raises(VadkitError, match="steps must be an integer"):
         TrainConfig.from_sources({"out": "o"}, config=typed)
-    with pytest.raises(VadkitError, match="no model given"):
+    with pytest.raises(VadkitError, match="no model given: pass --model"):
         TrainConfig.from_sources({"out": "o", "train": "t.csv"})
     with pytest.raises(VadkitError, match="unknown recipe"):
         TrainConfig.from_sources({"out": "o", "train": "t.csv"}, recipe="nope")

@@ -106,8 +106,9 @@ class TrainConfig:
         values["recipe"] = recipe
         missing = [k for k in ("model", "train", "out") if values.get(k) is None]
         if missing:
+            what = {"model": "model", "train": "training manifest", "out": "run directory"}
             raise VadkitError(
-                f"no {', '.join(missing)} given: pass "
+                f"no {' and no '.join(what[k] for k in missing)} given: pass "
                 + ", ".join(_FLAG.get(k, f"--{k}") for k in missing)
                 + " (or set it in a --config file; a --recipe names the model)"
             )
