@@ -120,6 +120,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
         ),
         ("", "vadkit score runs/rtfm-official ucf-i3d-test/ -o scores"),
     ],
+    "vadkit-recipes": [
+        ("Every recipe, each value with where it comes from:", "vadkit recipes"),
+        ("One recipe as JSON:", "vadkit recipes rtfm-ucf --json"),
+    ],
     "vadkit-eval": [
         (
             "The benchmark metrics (annotation format detected):",

@@ -198,26 +198,100 @@ class TrainingSet:
         inputs: Iterable[str],
         device: torch.device,
         shard: tuple[int, int] = (0, 1),
+        sampler: Sampler | None = None,
+        step: int = 0,
     ) -> tuple[Bag, Bag]:
-        """`batch_size` normal and `batch_size` abnormal videos, drawn with `generator`: without
-        replacement when a class has enough videos, with replacement otherwise.
+        """`batch_size` normal and `batch_size` abnormal videos for the step after `step`.
 
-        `shard=(rank, world)`: every rank draws the same global batch (same generator state) and
-        keeps its `batch_size / world` rows of each class."""
+        Without a `sampler` (batch order `random`) they are drawn with `generator`: without
+        replacement when a class has enough videos, with replacement otherwise. A `Sampler`
+        gives them as a pure function of its seed and `step` instead.
+
+        `shard=(rank, world)`: every rank draws the same global batch (same generator state or
+        step) and keeps its `batch_size / world` rows of each class."""
         rank, world = shard
         per = batch_size // world
+        if sampler is None:
+            picks = [_draw(pool, batch_size, generator) for pool in (self.normal, self.abnormal)]
+        else:
+            rows = sampler.rows(step)
+            picks = [pool[r] for pool, r in zip((self.normal, self.abnormal), rows, strict=True)]
         bags = []
-        for pool in (self.normal, self.abnormal):
-            if len(pool) >= batch_size:
-                pick = pool[torch.randperm(len(pool), generator=generator)[:batch_size]]
-            else:
-                pick = pool[torch.randint(len(pool), (batch_size,), generator=generator)]
+        for pick in picks:
             pick = pick[rank * per : (rank + 1) * per]
             bag = {CLIP: self.clips[pick]}
             if PATCHES in inputs:
                 bag[PATCHES] = self.patches[pick]
             bags.append({k: v.to(device=device, dtype=torch.float32) for k, v in bag.items()})
         return bags[0], bags[1]
+
+
+def _draw(pool: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    if len(pool) >= batch_size:
+        return pool[torch.randperm(len(pool), generator=generator)[:batch_size]]
+    return pool[torch.randint(len(pool), (batch_size,), generator=generator)]
+
+
+class Sampler:
+    """The batch order of the official loaders, as a pure function of `(seed, step)`: the rows
+    (positions within the normal and the abnormal videos, in manifest order) of the batch that
+    step `step + 1` trains on. Resuming at any step therefore continues the same order.
+
+    - `epoch-shuffle` (RTFM's `main.py`): each class is its own shuffled, drop-last loader of
+      `len(class) // b` batches, restarted with a new shuffle when exhausted; the two classes'
+      epochs run independently. The shuffle of epoch `e` of a class is seeded by
+      `(seed, class, e)`.
+    - `fixed` (MGFN's `main.py`): unshuffled drop-last loaders zipped together, so an epoch is
+      `min(len(normal), len(abnormal)) // b` steps and every epoch has the same batches in
+      the same order (the manifest's); the seed plays no part.
+    """
+
+    def __init__(self, order: str, counts: tuple[int, int], batch_size: int, seed: int) -> None:
+        short = [
+            f"{name} ({n})" for name, n in zip(("normal", "abnormal"), counts, strict=True)
+            if n < batch_size
+        ]  # fmt: skip
+        if short:
+            raise VadkitError(
+                f"--batch-order {order} needs at least --batch-size {batch_size} videos of each "
+                f"class (its loaders drop an incomplete last batch); fewer in: "
+                f"{', '.join(short)}; lower --batch-size or use --batch-order random"
+            )
+        self.order, self.counts, self.batch_size = order, counts, batch_size
+        self.seed = seed % 2**64  # SeedSequence takes non-negative integers
+        self.batches = tuple(n // batch_size for n in counts)  # per class and epoch
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return min(self.batches)
+
+    def rows(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self.batch_size
+        if self.order == "fixed":
+            j = step % self.steps_per_epoch
+            return (torch.arange(j * b, (j + 1) * b),) * 2
+        out = []
+        for cls, (n, per_epoch) in enumerate(zip(self.counts, self.batches, strict=True)):
+            epoch, j = divmod(step, per_epoch)
+            perm = np.random.default_rng([self.seed, cls, epoch]).permutation(n)
+            out.append(torch.from_numpy(perm[j * b : (j + 1) * b]))
+        return out[0], out[1]
+
+
+def make_sampler(order: str, data: TrainingSet, batch_size: int, seed: int) -> Sampler | None:
+    """The sampler of batch order `order` (None for `random`: `TrainingSet.sample` draws)."""
+    if order == "random":
+        return None
+    if order not in ("epoch-shuffle", "fixed"):
+        raise VadkitError(
+            f"unknown --batch-order {order!r}; choose one of random, epoch-shuffle, fixed"
+        )
+    return Sampler(order, (len(data.normal), len(data.abnormal)), batch_size, seed)
+
+
+def steps_per_epoch(data: TrainingSet, batch_size: int) -> int:
+    """Steps of one epoch of two zipped drop-last loaders (MGFN's), at least 1."""
+    return max(1, min(len(data.normal), len(data.abnormal)) // batch_size)
 
 
 def _check_labels(sources: list[Source], name: str) -> None:

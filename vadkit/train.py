@@ -8,10 +8,16 @@ A run directory holds (`vadkit.checkpointer` says how they are written):
 - `config.json`       the training configuration (and the run's id);
 - `state.pt`          everything `--resume` needs, one file replaced atomically;
 - `last.safetensors`  weights + metadata at the latest save;
-- `best.safetensors`  the checkpoint with the best validation ROC AUC (`last` without validation);
+- `best.safetensors`  the checkpoint with the best validation `select_metric` (ROC AUC by
+                      default; `last` without validation);
 - `log.jsonl`         one JSON line per evaluation: step, mean loss parts since the previous line,
-                      learning rate, device, roc_auc, average_precision,
-                      pr_auc_trapezoid, seconds.
+                      learning rate, device, roc_auc, average_precision, pr_auc_trapezoid, seconds.
+
+Evaluation cadence: every `eval_every` steps and at the last step; with `protocol="official"`,
+at the official code's cadence instead (`vadkit.recipes.official_cadence`: RTFM every 5 steps
+after step 200, MGFN every epoch), where only evaluations on that cadence can become `best`, and
+`last` is saved every `eval_every` steps and whenever `best` changes. The batch order is
+`batch_order` (`vadkit.data.Sampler`).
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ import torch
 from torch import nn
 
 from vadkit.checkpointer import STATE_FILE, Checkpointer, Progress
-from vadkit.data import Source, TrainingSet, sources_from_manifest
+from vadkit.data import Source, TrainingSet, make_sampler, sources_from_manifest, steps_per_epoch
 from vadkit.devices import resolve_device
 from vadkit.distributed import Distributed, sync_batch_norm
 from vadkit.errors import Interrupted, VadkitError
@@ -46,6 +52,7 @@ from vadkit.io.manifest import read_manifest
 from vadkit.metrics import evaluate
 from vadkit.models import create_model, model_class
 from vadkit.models.common import PATCHES
+from vadkit.recipes import EPOCH, get_recipe, official_cadence
 from vadkit.train_config import TrainConfig
 
 VALIDATION_NOTE = (
@@ -58,7 +65,7 @@ VALIDATION_NOTE = (
 class Event:
     """What the loop reports to its caller (the CLI draws a progress bar from these)."""
 
-    kind: str  # "load" | "note" | "step" | "eval"
+    kind: str  # "load" | "start" (set up, before the notes) | "note" | "step" | "eval"
     step: int = 0
     steps: int = 0
     loss: float | None = None
@@ -75,6 +82,9 @@ class TrainResult:
     best_roc_auc: float | None
     last_record: dict[str, Any] | None
     notes: list[str]
+    selection: str | None = None  # how `best` was chosen, to print with every result
+    select_metric: str = "roc_auc"
+    best_record: dict[str, Any] | None = None
 
 
 Callback = Callable[[Event], None]
@@ -197,6 +207,9 @@ class Trainer:
             progress.best_roc_auc,
             progress.last_record,
             self.notes,
+            self.selection,
+            self.cfg.select_metric,
+            progress.best_record,
         )
 
     def step(self, progress: Progress) -> None:
@@ -208,6 +221,8 @@ class Trainer:
                 inputs=self.model.inputs,
                 device=self.device,
                 shard=(self.ddp.rank, self.ddp.world),
+                sampler=self.sampler,
+                step=progress.step,
             )
             total, parts = self.loss_fn(normal, abnormal)
             self.optimizer.zero_grad(set_to_none=True)
@@ -245,10 +260,13 @@ class Trainer:
                 "seconds": round(progress.seconds + time.perf_counter() - self.t0, 3),
             }
             progress.records.append(record)
-            best = progress.best_roc_auc
-            if metrics and (best is None or record["roc_auc"] > best):
+            key, best = self.cfg.select_metric, progress.best_record
+            official = self.cfg.protocol == "official"
+            new_best = metrics and (not official or self._on_cadence(progress.step))
+            if new_best and (best is None or record[key] > best[key]):
                 progress.best_step, progress.best_record = progress.step, record
-            self.save(progress)
+            if self._save_due(progress):
+                self.save(progress)
         steps = self.cfg.steps
         self.emit(Event("eval", progress.step, steps, roc_auc=record.get("roc_auc"), record=record))
 
@@ -262,8 +280,20 @@ class Trainer:
         """An evaluation is due at this step and not yet logged (a run cut while validating
         evaluates again on resume)."""
         step, last = progress.step, progress.last_record
-        due = step > 0 and (step % self.cfg.eval_every == 0 or step == self.cfg.steps)
+        due = step > 0 and (self._on_cadence(step) or step == self.cfg.steps)
         return due and (last is None or last["step"] != step)
+
+    def _on_cadence(self, step: int) -> bool:
+        every, after = self.cadence
+        return step > after and step % every == 0
+
+    def _save_due(self, progress: Progress) -> bool:
+        """Every evaluation saves, except the official cadence's in between `eval_every` steps
+        that do not change `best` (they are replayed exactly on resume)."""
+        step = progress.step
+        if self.cfg.protocol != "official" or step == self.cfg.steps:
+            return True
+        return step % self.cfg.eval_every == 0 or progress.best_step == step
 
     @staticmethod
     def _auc(progress: Progress) -> float | None:
@@ -282,6 +312,8 @@ class Trainer:
         self.model = self._build_model(prior)
         self.data.require_snippets(self.model.min_snippets, why=f"model {cfg.model} needs")
         self.batch_size = cfg.batch_size or self.cls.default_batch_size
+        self.sampler = make_sampler(cfg.batch_order, self.data, self.batch_size, cfg.seed)
+        self.cadence, self.selection = self._cadence()
         self.loss_fn = self._place_model()
         self.model.train()  # a model's own train() may keep frozen parts in eval mode
         params = self.model.trainable_parameters()
@@ -305,6 +337,7 @@ class Trainer:
             with contextlib.suppress(FileNotFoundError):
                 (self.out / "log.jsonl").unlink()
         progress = progress or Progress()
+        self.emit(Event("start", progress.step, self.cfg.steps))
         self._say_what_happens(progress)
         if self.ddp.enabled:
             # dropout differs per rank; the saved RNG state is rank 0's, so a resumed run (on any
@@ -313,11 +346,44 @@ class Trainer:
             self.ddp.barrier()
         return progress
 
+    def _cadence(self) -> tuple[tuple[int, int], str]:
+        """`(every, after)` of the evaluations, and how `best` is selected (the label every
+        result carries)."""
+        cfg = self.cfg
+        if cfg.val is None:
+            return (cfg.eval_every, 0), "the last checkpoint (no validation list)"
+        if cfg.protocol != "official":
+            return (cfg.eval_every, 0), (
+                f"best {cfg.select_metric} on {_abs(cfg.val)}, evaluated every "
+                f"{cfg.eval_every} steps"
+            )
+        official = official_cadence(cfg.model, cfg.recipe)
+        c = official.value
+        every = steps_per_epoch(self.data, self.batch_size) if c.every == EPOCH else c.every
+        when = c.describe() + (f" = every {every} steps" if c.every == EPOCH else "")
+        label = (
+            f"best on {_abs(cfg.val)} at the official cadence ({when}; {official.source}), "
+            f"by {cfg.select_metric}"
+        )
+        return (every, c.after), label
+
     def _say_what_happens(self, progress: Progress) -> None:
         if self.val is None:
             self.note("no --val given: best.safetensors is the last checkpoint")
+        elif self.cfg.protocol == "official":
+            self.note(
+                f"--protocol official: best.safetensors is selected on the validation list "
+                f"{self.cfg.val}: {self.selection}"
+            )
+        if self.cfg.recipe is not None:
+            spec = self.data.spec
+            bad = get_recipe(self.cfg.recipe).feature_mismatch(
+                spec.crops, spec.feature_dim, spec.backbone
+            )
+            if bad:
+                self.note(bad)
         short = self.data.classes_short_of(self.batch_size)
-        if short:
+        if short and self.sampler is None:
             self.note(
                 f"fewer training videos than --batch-size {self.batch_size} in: "
                 f"{', '.join(short)}; those are drawn with replacement"
@@ -359,7 +425,9 @@ class Trainer:
         cfg = self.cfg
         if cfg.val is None:
             return None
-        sources = _read_sources(cfg, cfg.val, cfg.val_features or cfg.features, self.note)
+        sources = _read_sources(
+            cfg, cfg.val, cfg.val_features or cfg.features, self.note, validation=True
+        )
         annotations = read_annotations(cfg.annotations, format=cfg.annotations_format)
         for src in sources:  # a video the annotation lacks fails now, not at the first eval
             if not src.path.is_file():
@@ -424,8 +492,13 @@ class Trainer:
                 "manifest": _abs(cfg.val),
                 "annotations": _abs(cfg.annotations),
                 "note": VALIDATION_NOTE,
+                "selection": self.selection,
             },
             "stage1": None if prior is None else _abs(str(prior.path)),
+            "protocol": cfg.protocol,
+            "batch_order": cfg.batch_order,
+            "selection": self.selection,
+            "recipe": None if cfg.recipe is None else get_recipe(cfg.recipe).to_json(),
         }
 
 
@@ -470,12 +543,20 @@ def _abs(p: str | None) -> str | None:
 
 
 def _read_sources(
-    cfg: TrainConfig, manifest: str, features: str | None, note: Callable[[str], None]
+    cfg: TrainConfig,
+    manifest: str,
+    features: str | None,
+    note: Callable[[str], None],
+    *,
+    validation: bool = False,
 ) -> list[Source]:
-    notes: list[str] = []  # e.g. patch files of a naive `ls feats/*.npy` list, skipped
-    entries = read_manifest(
-        manifest, abnormal_first=cfg.abnormal_first, naming=cfg.naming, notes=notes
-    )
+    """The videos of a manifest. `--abnormal-first` and `--naming` label the training list;
+    a validation list's labels are unused (its ground truth is `--annotations`), so a `.list`
+    of another length than the training list (RTFM's test list) reads without them. Notes
+    (e.g. patch files of a naive `ls feats/*.npy` list, skipped) go to `note`."""
+    first = (0 if cfg.naming is None else None) if validation else cfg.abnormal_first
+    notes: list[str] = []
+    entries = read_manifest(manifest, abnormal_first=first, naming=cfg.naming, notes=notes)
     for text in notes:
         note(text)
     return sources_from_manifest(entries, features)

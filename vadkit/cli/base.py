@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("train_score", "Train RTFM / MSIP / MGFN on extracted features."),
     "score": ("train_score", "Per-frame anomaly scores of features, manifests or videos."),
     "convert": ("convert", "Convert an official RTFM / MGFN checkpoint into a vadkit run."),
+    "recipes": ("recipes", "Training recipes of the papers' code: every value and its source."),
     "eval": ("eval_plot", "Frame-level metrics of per-frame scores against ground truth."),
     "plot": ("eval_plot", "Plot scores over ground truth, training curves, ROC/PR, features."),
     "manifest": ("manifest", "Write a labelled CSV manifest from a folder tree (--split)."),
