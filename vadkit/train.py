@@ -62,6 +62,8 @@ class Event:
     steps: int = 0
     loss: float | None = None
     roc_auc: float | None = None
+    losses: dict[str, float] | None = None  # "step": the total and the loss's parts
+    lr: float | None = None  # "step": the learning rate it used
     record: dict[str, Any] | None = None
     message: str | None = None
 
@@ -214,6 +216,7 @@ class Trainer:
             self.optimizer.step()
             progress.step += 1
             loss = float(total.detach())
+            parts = {k: float(v) for k, v in parts.items()}
             if math.isfinite(loss):
                 progress.add(loss, parts)
         if not math.isfinite(loss):
@@ -222,8 +225,12 @@ class Trainer:
                 f"loss became {loss} at step {progress.step}; try a lower --lr (saved "
                 f"{self.out / 'last.safetensors'} for inspection)"
             )
-        steps = self.cfg.steps
-        self.emit(Event("step", progress.step, steps, loss=loss, roc_auc=self._auc(progress)))
+        self.emit(
+            Event(
+                "step", progress.step, self.cfg.steps, loss=loss, roc_auc=self._auc(progress),
+                losses={"total": loss, **parts}, lr=self.optimizer.param_groups[0]["lr"],
+            )
+        )  # fmt: skip
 
     def evaluate(self, progress: Progress) -> None:
         """Validation metrics, then (Ctrl-C held) the log record — mean losses since the last
