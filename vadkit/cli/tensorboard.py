@@ -29,7 +29,7 @@ def open_writer(directory: str | Path) -> Any:
     except ImportError:
         raise VadkitError(
             f"--tensorboard needs the tensorboard package, which is not installed: "
-            f"{INSTALL_HINT} (or leave out --tensorboard; log.jsonl has the same numbers)"
+            f"{INSTALL_HINT} (or leave out --tensorboard: log.jsonl records the losses and metrics per evaluation)"
         ) from None
     return SummaryWriter(log_dir=str(directory))
 
