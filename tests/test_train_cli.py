@@ -155,3 +155,14 @@ def test_tensorboard_writes_event_files(ds, tmp_path):
     assert {"loss/total", "lr", "val/roc_auc", "val/average_precision"} <= tags
     assert [e.step for e in acc.Scalars("loss/total")] == [1, 2, 3, 4]
     assert [e.step for e in acc.Scalars("val/roc_auc")] == [2, 4]
+
+
+def test_an_error_is_the_only_line(ds, tmp_path):
+    """A failure after loading started: no closing progress line before the one `Error:`."""
+    bad = tmp_path / "train.csv"
+    bad.write_text(ds["train"].read_text() + "missing_video,1\n")
+    proc = _train_subprocess({**ds, "train": bad}, tmp_path / "run")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert [ln for ln in lines if not ln.startswith("load features: ")] == lines[-1:], lines
+    assert lines[-1].startswith("Error: ") and "missing_video" in lines[-1]

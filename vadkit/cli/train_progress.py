@@ -7,8 +7,9 @@ such as
     load features: 96/128 videos, 12 s elapsed, ~4 s left
     train: 120/500 steps, 45 s elapsed, ~140 s left, loss 0.8312, val AUC 0.9120
 
-Each evaluation is one line (`train: step 200/500: val ROC AUC 0.9120, AP 0.8011, loss
-0.8312`), each note of the loop one `note: …` line. `quiet` prints none of it except the notes,
+(the loading line only when loading takes longer than one interval). Each evaluation is one
+line (`train: step 200/500: val ROC AUC 0.9120, AP 0.8011, loss 0.8312`), each note of the
+loop one `note: …` line. `quiet` prints none of it except the notes,
 which say something about the run itself (sampling with replacement, no validation list).
 Nothing here imports torch.
 """
@@ -65,9 +66,12 @@ class TrainDisplay:
         if handler is not None:
             handler(event)
 
-    def close(self) -> None:
+    def close(self, *, failed: bool = False) -> None:
+        """End the display; `failed`: without a final line, so an error stays the one line."""
         for reporter in (self.loading, self.training):
             if reporter is not None:
+                if failed:
+                    reporter.quiet = True  # a bar still stops; no closing plain line
                 reporter.close()
 
     # ---------------------------------------------------------------------------- events
@@ -80,7 +84,7 @@ class TrainDisplay:
             self.loading = self._reporter(ProgressReporter, "load features", event.steps, "videos")
         self.loading.advance(event.step - self.loading.done)
         if event.step >= event.steps:
-            self.loading.close()
+            self._end_loading()
 
     def _on_step(self, event: Any) -> None:
         reporter = self._training(event)
@@ -107,14 +111,22 @@ class TrainDisplay:
 
     def _training(self, event: Any) -> _StepReporter:
         if self.training is None:
-            if self.loading is not None:
-                self.loading.close()
+            self._end_loading()
             # a resumed run starts at its saved step: counted, not in the rate
             start = event.step - 1 if event.kind == "step" else event.step
             self.training = self._reporter(
                 _StepReporter, "train", event.steps, "steps", initial=max(start, 0)
             )
         return self.training
+
+    def _end_loading(self) -> None:
+        """Close the loading display; a load shorter than one interval leaves no line."""
+        loading = self.loading
+        if loading is None:
+            return
+        if not loading.tty and loading.elapsed() < loading.interval:
+            loading.quiet = True
+        loading.close()
 
     def _reporter(self, cls: type, label: str, total: int, unit: str, **kw: Any):
         return cls(

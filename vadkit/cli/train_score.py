@@ -252,10 +252,13 @@ def _run_training(cfg: TrainConfig, resume: bool, *, quiet: bool, tensorboard: P
 
     from vadkit.train import train
 
+    failed = True
     try:
-        return train(cfg, resume=resume, callback=on_event)
+        result = train(cfg, resume=resume, callback=on_event)
+        failed = False
+        return result
     finally:
-        display.close()
+        display.close(failed=failed)
         if writer is not None:
             writer.close()
 
