@@ -62,10 +62,10 @@ class Event:
     steps: int = 0
     loss: float | None = None
     roc_auc: float | None = None
-    losses: dict[str, float] | None = None  # "step": the total and the loss's parts
-    lr: float | None = None  # "step": the learning rate it used
     record: dict[str, Any] | None = None
     message: str | None = None
+    losses: dict[str, float] | None = None  # "step": the total and the loss's parts
+    lr: float | None = None  # "step": the learning rate it used
 
 
 @dataclass

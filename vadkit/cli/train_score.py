@@ -236,6 +236,7 @@ def _run_training(cfg: TrainConfig, resume: bool, *, quiet: bool, tensorboard: P
     """`vadkit.train.train` with its progress on stderr (`vadkit.cli.train_progress`) and,
     with `--tensorboard`, its scalars written there too."""
     from vadkit.cli.train_progress import TrainDisplay
+    from vadkit.train import train
 
     writer = None
     # before any work, so a missing package fails at once; under torchrun rank 0 writes
@@ -249,8 +250,6 @@ def _run_training(cfg: TrainConfig, resume: bool, *, quiet: bool, tensorboard: P
         display(event)
         if writer is not None:
             writer(event)
-
-    from vadkit.train import train
 
     failed = True
     try:
