@@ -72,6 +72,8 @@ class Event:
     roc_auc: float | None = None
     record: dict[str, Any] | None = None
     message: str | None = None
+    losses: dict[str, float] | None = None  # "step": the total and the loss's parts
+    lr: float | None = None  # "step": the learning rate it used
 
 
 @dataclass
@@ -230,6 +232,7 @@ class Trainer:
             self.optimizer.step()
             progress.step += 1
             loss = float(total.detach())
+            parts = {k: float(v) for k, v in parts.items()}
             if math.isfinite(loss):
                 progress.add(loss, parts)
         if not math.isfinite(loss):
@@ -238,8 +241,12 @@ class Trainer:
                 f"loss became {loss} at step {progress.step}; try a lower --lr (saved "
                 f"{self.out / 'last.safetensors'} for inspection)"
             )
-        steps = self.cfg.steps
-        self.emit(Event("step", progress.step, steps, loss=loss, roc_auc=self._auc(progress)))
+        self.emit(
+            Event(
+                "step", progress.step, self.cfg.steps, loss=loss, roc_auc=self._auc(progress),
+                losses={"total": loss, **parts}, lr=self.optimizer.param_groups[0]["lr"],
+            )
+        )  # fmt: skip
 
     def evaluate(self, progress: Progress) -> None:
         """Validation metrics, then (Ctrl-C held) the log record — mean losses since the last

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import tempfile
 from dataclasses import fields
@@ -145,6 +146,18 @@ ModelArgOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, _opt("--json", help="Print the summary as JSON.")]
+QuietOpt = Annotated[
+    bool, _opt("--quiet", "-q", help="No progress or evaluation lines (notes still print).")
+]
+TensorBoardOpt = Annotated[
+    Path | None,
+    _opt(
+        "--tensorboard",
+        help="Also write TensorBoard scalars (losses, lr, val AUC/AP) here; needs the "
+        "tensorboard package.",
+        show_default=False,
+    ),
+]
 
 
 @app.command("train")
@@ -174,6 +187,8 @@ def train_command(
     abnormal_first: AbnormalFirstOpt = None,
     model_arg: ModelArgOpt = None,
     json_out: JsonOpt = False,
+    quiet: QuietOpt = False,
+    tensorboard: TensorBoardOpt = None,
 ) -> None:
     """Train a model on extracted features; write RUN/{best,last}.safetensors, log.jsonl."""
     from vadkit.train import resume_config
@@ -195,7 +210,7 @@ def train_command(
             float16_cache=float16_cache, naming=naming, abnormal_first=abnormal_first,
             model_args=_model_args(model_arg or []),
         )  # fmt: skip
-    _print_summary(_run_training(cfg, resume), json_out)
+    _print_summary(_run_training(cfg, resume, quiet=quiet, tensorboard=tensorboard), json_out)
 
 
 def _print_summary(result: Any, json_out: bool) -> None:
@@ -221,31 +236,34 @@ def _print_summary(result: Any, json_out: bool) -> None:
     typer.echo(f"{result.out}: {result.step} steps, {best}")
 
 
-def _run_training(cfg: TrainConfig, resume: bool):
-    """`vadkit.train.train` with a progress bar; notes are printed when the loop says them."""
-    from vadkit.train import Event, train
+def _run_training(cfg: TrainConfig, resume: bool, *, quiet: bool, tensorboard: Path | None):
+    """`vadkit.train.train` with its progress on stderr (`vadkit.cli.train_progress`) and,
+    with `--tensorboard`, its scalars written there too."""
+    from vadkit.cli.train_progress import TrainDisplay
+    from vadkit.train import train
 
-    console = Console(stderr=True)
-    with _progress(console) as bar:
-        load_task = bar.add_task("loading features", total=None, info="")
-        tasks: dict[str, Any] = {}
+    writer = None
+    # before any work, so a missing package fails at once; under torchrun rank 0 writes
+    if tensorboard is not None and os.environ.get("RANK", "0") == "0":
+        from vadkit.cli.tensorboard import TensorBoardCallback, open_writer
 
-        def on_event(e: Event) -> None:
-            if e.kind == "note":
-                console.print(f"note: {e.message}", highlight=False)
-            elif e.kind == "load":
-                bar.update(load_task, completed=e.step, total=e.steps)
-            elif e.kind == "step":
-                if "train" not in tasks:
-                    tasks["train"] = bar.add_task(
-                        "training", total=e.steps, completed=e.step - 1, info=""
-                    )
-                auc = "–" if e.roc_auc is None else f"{e.roc_auc:.4f}"
-                bar.update(
-                    tasks["train"], completed=e.step, info=f"loss {e.loss:.4f} val AUC {auc}"
-                )
+        writer = TensorBoardCallback(open_writer(tensorboard))
+    display = TrainDisplay(quiet=quiet)
 
-        return train(cfg, resume=resume, callback=on_event)
+    def on_event(event) -> None:
+        display(event)
+        if writer is not None:
+            writer(event)
+
+    failed = True
+    try:
+        result = train(cfg, resume=resume, callback=on_event)
+        failed = False
+        return result
+    finally:
+        display.close(failed=failed)
+        if writer is not None:
+            writer.close()
 
 
 ScoreFeaturesOpt = Annotated[
