@@ -79,6 +79,13 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "--features feats -o runs/msip",
         ),
         ("Continue an interrupted run:", "vadkit train --resume -o runs/rtfm"),
+        (
+            "RTFM as its authors trained it, best kept on the test list as they did (labelled so):",
+            "vadkit train --recipe rtfm-ucf --train ucf-i3d.list --abnormal-first 810 "
+            "--val ucf-i3d-test.list -a Temporal_Anomaly_Annotation.txt --protocol official "
+            "-o runs/rtfm-ucf",
+        ),
+        ("Settings from a file (flags override it):", "vadkit train --config run.toml -o runs/x"),
     ],
     "vadkit-score": [
         ("Scores of extracted features:", "vadkit score runs/msip feats -o scores"),

@@ -52,8 +52,16 @@ class _StepReporter(ProgressReporter):
 class TrainDisplay:
     """A callback for `vadkit.train.train`: call it with each `Event`; `close()` at the end."""
 
-    def __init__(self, *, quiet: bool = False, interval: float | None = None, stream=None):
+    def __init__(
+        self,
+        *,
+        quiet: bool = False,
+        interval: float | None = None,
+        stream=None,
+        settings: str | None = None,
+    ):
         self.quiet = quiet
+        self.settings = settings  # the effective values, printed once when the run starts
         self.interval = progress_interval() if interval is None else interval
         self.stream = stream if stream is not None else sys.stderr
         self.loading: ProgressReporter | None = None
@@ -75,6 +83,10 @@ class TrainDisplay:
                 reporter.close()
 
     # ---------------------------------------------------------------------------- events
+
+    def _on_start(self, event: Any) -> None:
+        if self.settings:
+            self._say(self.settings)
 
     def _on_note(self, event: Any) -> None:
         self._say(f"note: {event.message}", always=True)

@@ -18,21 +18,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from vadkit.cli.base import app
 from vadkit.errors import VadkitError
 from vadkit.io.annotations import FORMATS
 from vadkit.models import LOSS_NAMES, LOSS_VARIANTS, list_models
-from vadkit.train_config import TrainConfig
+from vadkit.recipes import list_recipes
+from vadkit.train_config import BATCH_ORDERS, PROTOCOLS, SELECT_METRICS, TrainConfig
 
 DEVICE_HELP = "auto|cpu|cuda|cuda:N|mps (auto: this process's GPU if any, else the CPU)."
 DEFAULTS: dict[str, Any] = {f.name: f.default for f in fields(TrainConfig)}
@@ -44,27 +36,16 @@ _LOSS_HELP = (
     + "; ".join(f"{name}: {text}" for name, text in LOSS_VARIANTS.items())
     + "; rtfm-code: old name of rtfm."
 )
+RecipeName = Enum("RecipeName", {n: n for n in list_recipes()}, type=str)
+BatchOrder = Enum("BatchOrder", {n: n for n in BATCH_ORDERS}, type=str)
+Protocol = Enum("Protocol", {n: n for n in PROTOCOLS}, type=str)
+SelectMetric = Enum("SelectMetric", {n: n for n in SELECT_METRICS}, type=str)
 AnnotationsFormat = Enum("AnnotationsFormat", {n: n for n in ("auto", *FORMATS)}, type=str)
 
 
 class Checkpoint(str, Enum):
     best = "best"
     last = "last"
-
-
-def _progress(console: Console) -> Progress:
-    """The progress display of both commands (to become `vadkit.cli.progress`'s reporter)."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,  # a log file gets the summary, not bar redraws
-    )
 
 
 def _model_args(items: list[str]) -> dict:
@@ -160,8 +141,46 @@ TensorBoardOpt = Annotated[
 ]
 
 
+RecipeOpt = Annotated[
+    RecipeName | None,
+    _opt(
+        help="Named settings of a paper's code (vadkit recipes lists them); flags and --config "
+        "override its values.",
+        show_default=False,
+    ),
+]
+ConfigOpt = Annotated[
+    Path | None,
+    _opt(
+        "--config",
+        help="TOML file of settings (keys: the option names or TrainConfig fields; relative paths "
+        "from the file's folder), or a run's config.json; flags override it.",
+        show_default=False,
+    ),
+]
+BatchOrderOpt = Annotated[
+    BatchOrder,
+    _opt(
+        help="random: independent draws each step; epoch-shuffle: RTFM's shuffled drop-last "
+        "loaders; fixed: MGFN's unshuffled loaders, the same order every epoch."
+    ),
+]
+ProtocolOpt = Annotated[
+    Protocol,
+    _opt(
+        help="official: evaluate on --val at the official cadence (RTFM every 5 steps after "
+        "200, MGFN every epoch) and keep the best on it, labelled as selected on that list."
+    ),
+]
+SelectMetricOpt = Annotated[SelectMetric, _opt(help="Validation metric that picks best.")]
+# train_command's parameters that are not TrainConfig fields of the same name
+_PARAM_FIELDS = {"train_manifest": "train", "model_arg": "model_args"}
+_NOT_FIELDS = ("ctx", "resume", "json_out", "recipe", "config", "quiet", "tensorboard")
+
+
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     out: OutOpt,
     model: ModelOpt = None,
     stage: StageOpt = D["stage"],
@@ -189,28 +208,59 @@ def train_command(
     json_out: JsonOpt = False,
     quiet: QuietOpt = False,
     tensorboard: TensorBoardOpt = None,
+    recipe: RecipeOpt = None,
+    config: ConfigOpt = None,
+    batch_order: BatchOrderOpt = D["batch_order"],
+    protocol: ProtocolOpt = D["protocol"],
+    select_metric: SelectMetricOpt = D["select_metric"],
 ) -> None:
     """Train a model on extracted features; write RUN/{best,last}.safetensors, log.jsonl."""
     from vadkit.train import resume_config
 
     if resume:
-        cfg = resume_config(out, steps=steps, device=device)
+        if recipe is not None or config is not None:
+            raise typer.BadParameter(
+                "--resume continues with the run's saved settings", param_hint="--recipe/--config"
+            )
+        cfg, settings = resume_config(out, steps=steps, device=device), None
     else:
-        if model is None:
-            raise typer.BadParameter("choose a model", param_hint="--model")
-        if train_manifest is None:
+        if model is None and recipe is None and config is None:
+            raise typer.BadParameter("choose a model (or a --recipe)", param_hint="--model")
+        if train_manifest is None and config is None:
             raise typer.BadParameter("a training manifest is needed", param_hint="--train")
-        cfg = TrainConfig(
-            model=model.value, train=str(train_manifest), out=str(out), stage=stage,
-            features=_str(features), val=_str(val), val_features=_str(val_features),
-            annotations=_str(annotations), annotations_format=annotations_format.value,
-            from_run=_str(from_run), steps=D["steps"] if steps is None else steps,
-            batch_size=batch_size, lr=lr, weight_decay=weight_decay, seed=seed,
-            eval_every=eval_every, device=device, loss=_value(loss), segments=segments,
-            float16_cache=float16_cache, naming=naming, abnormal_first=abnormal_first,
-            model_args=_model_args(model_arg or []),
-        )  # fmt: skip
-    _print_summary(_run_training(cfg, resume, quiet=quiet, tensorboard=tensorboard), json_out)
+        cfg, origins = TrainConfig.from_sources(
+            _explicit(ctx), recipe=_value(recipe), config=_str(config)
+        )
+        settings = _settings_text(cfg, origins)
+    result = _run_training(cfg, resume, quiet=quiet, tensorboard=tensorboard, settings=settings)
+    _print_summary(result, json_out)
+
+
+def _explicit(ctx: typer.Context) -> dict[str, Any]:
+    """The options given on the command line (and -o), as TrainConfig fields and values."""
+    given = {}
+    for name, value in ctx.params.items():
+        if name in _NOT_FIELDS:
+            continue
+        source = getattr(ctx.get_parameter_source(name), "name", None)  # click's enum
+        if name != "out" and source not in ("COMMANDLINE", "ENVIRONMENT"):
+            continue
+        if name == "model_arg":
+            value = _model_args(value or [])
+        elif isinstance(value, Enum):
+            value = value.value
+        elif isinstance(value, Path):
+            value = str(value)
+        given[_PARAM_FIELDS.get(name, name)] = value
+    return given
+
+
+def _settings_text(cfg: TrainConfig, origins: dict[str, str]) -> str:
+    """The effective training values and where each came from, printed once at the start."""
+    recipe = f" (recipe {cfg.recipe})" if cfg.recipe else ""
+    lines = [f"settings{recipe}:"]
+    lines += [f"  {key} = {value}  [{origin}]" for key, value, origin in cfg.settings(origins)]
+    return "\n".join(lines)
 
 
 def _print_summary(result: Any, json_out: bool) -> None:
@@ -224,19 +274,30 @@ def _print_summary(result: Any, json_out: bool) -> None:
                     "best_roc_auc": result.best_roc_auc,
                     "last": result.last_record,
                     "notes": result.notes,
+                    "selection": result.selection,
                 }
             )
         )
         return
-    best = (
-        "no validation"
-        if result.best_roc_auc is None
-        else f"best ROC AUC {result.best_roc_auc:.4f} at step {result.best_step}"
-    )
+    if result.best_roc_auc is None:
+        best = "no validation"
+    else:
+        best = f"best ROC AUC {result.best_roc_auc:.4f} at step {result.best_step}"
+        metric = result.select_metric
+        if metric != "roc_auc" and result.best_record is not None:
+            best += f" ({metric} {result.best_record[metric]:.4f})"
+        best += f", selected on the validation list ({result.selection})"
     typer.echo(f"{result.out}: {result.step} steps, {best}")
 
 
-def _run_training(cfg: TrainConfig, resume: bool, *, quiet: bool, tensorboard: Path | None):
+def _run_training(
+    cfg: TrainConfig,
+    resume: bool,
+    *,
+    quiet: bool,
+    tensorboard: Path | None,
+    settings: str | None = None,
+):
     """`vadkit.train.train` with its progress on stderr (`vadkit.cli.train_progress`) and,
     with `--tensorboard`, its scalars written there too."""
     from vadkit.cli.train_progress import TrainDisplay
@@ -248,7 +309,7 @@ def _run_training(cfg: TrainConfig, resume: bool, *, quiet: bool, tensorboard: P
         from vadkit.cli.tensorboard import TensorBoardCallback, open_writer
 
         writer = TensorBoardCallback(open_writer(tensorboard))
-    display = TrainDisplay(quiet=quiet)
+    display = TrainDisplay(quiet=quiet, settings=settings)
 
     def on_event(event) -> None:
         display(event)
