@@ -334,7 +334,7 @@ def test_converges_on_shifted_anomalies(tmp_path_factory, name):
     assert result.best_roc_auc >= 0.95
 
 
-CONVERGE_STEPS = 30  # first stage
+CONVERGE_STEPS = 40  # first stage (RTFM with its feature dropout: 0.69, 0.84, 0.93 at 10-30)
 LATER_STAGE_STEPS = 10
 
 

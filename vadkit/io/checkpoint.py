@@ -105,7 +105,12 @@ def _meta_problem(meta: dict[str, Any]) -> str | None:
         ("model", lambda v: isinstance(v, str), "a string"),
         ("model_args", lambda v: isinstance(v, dict), "a JSON object"),
         ("stage", lambda v: v in (1, 2) and not isinstance(v, bool), "1 or 2"),
-        ("step", lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
+        # null: a checkpoint that no vadkit run trained (`vadkit convert` of an official one)
+        (
+            "step",
+            lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool)),
+            "an integer or null",
+        ),
         ("feature_spec", lambda v: v is None or isinstance(v, dict), "a JSON object"),
         ("extraction", lambda v: v is None or isinstance(v, dict), "a JSON object"),
         ("tensors_sha256", lambda v: v is None or isinstance(v, str), "a string"),
