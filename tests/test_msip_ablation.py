@@ -176,3 +176,36 @@ def test_no_hgc_trains():
         n for n, p in model.named_parameters() if p.requires_grad and not torch.equal(p, before[n])
     ]
     assert set(changed) == set(before)
+
+
+def _benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "msip_ablation.py"
+    spec = importlib.util.spec_from_file_location("msip_ablation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_ablation_benchmark_covers_the_seven_subsets_and_prints_the_tables(tmp_path, capsys):
+    bench = _benchmark()
+    names = [n for n, _ in bench.VARIANTS]
+    assert len(set(names)) == 8 and names[-1] == "no-hgc"
+    assert sorted(len(s) for s in bench.SUBSETS) == [1, 1, 1, 2, 2, 2, 3]
+    for _, args in bench.VARIANTS:  # every variant's model args build a model
+        parsed = {k: {"false": False}.get(v, v) for k, v in args.items()}
+        assert stage2(**parsed).mpsr.nodes > 0
+    a = bench.parse_args([str(tmp_path), "--seeds", "0,1"])
+    assert a.seeds == [0, 1] and a.steps == 200 and a.graph_dim == 128 and a.segments == 8
+    with pytest.raises(SystemExit, match="not a quickstart output"):
+        bench.prepare(a)
+    runs = [{"roc_auc": 0.9, "average_precision": 0.5, "seconds": 3.0},
+            {"roc_auc": 0.8, "average_precision": 0.7, "seconds": 5.0}]  # fmt: skip
+    results = {n: bench.summarise(runs) for n in [*names, "rtfm"]}
+    bench.print_tables(results, a)
+    text = capsys.readouterr().out
+    assert "| 2×3 | 3×5 | 4×7 | ROC AUC | AP | s |" in text
+    assert "|  ✓  |     |  ✓  | 85.0 ± 7.1 | 60.0 ± 14.1 | 4 |" in text
+    assert "+ MPSR without HGC" in text and text.count("\n|") == 2 + 7 + 2 + 3
