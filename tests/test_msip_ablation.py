@@ -140,6 +140,7 @@ def test_patch_files_name_what_a_run_reads():
     assert MSIP.patch_files(1, {"scales": "23"}) == ()
     assert MSIP.patch_files(2, {}) == ("patch23", "patch35", "patch47")
     assert MSIP.patch_files(2, {"scales": "47,23"}) == ("patch47", "patch23")
+    assert MSIP.patch_files(2, {"scales": "x"}) == ("patch23", "patch35", "patch47")
     assert parse_scales([23]) == (23,)
 
 

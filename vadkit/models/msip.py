@@ -254,10 +254,15 @@ class MSIP(RTFM):
     @classmethod
     def patch_files(cls, stage: int, args: Mapping[str, Any]) -> tuple[str, ...]:
         """The patch files (`patch23`, …) stage `stage` reads with model args `args` (the
-        `scales` of `--model-arg`, unchecked until the model is built); none in stage 1."""
+        `scales` of `--model-arg`), for a loader that runs before the model is built: none in
+        stage 1; all three when `scales` is malformed (building the model then says why)."""
         if PATCHES not in cls.input_names(stage):
             return ()
-        return tuple(f"patch{s}" for s in parse_scales(args.get("scales", (23, 35, 47))))
+        try:
+            scales = parse_scales(args.get("scales", (23, 35, 47)))
+        except (TypeError, ValueError):
+            scales = (23, 35, 47)
+        return tuple(f"patch{s}" for s in scales)
 
     def scale_patches(self, patches: torch.Tensor) -> torch.Tensor:
         """Patches `(b, t, p, d)` of this model's scales: as given when they hold exactly those,
