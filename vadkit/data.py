@@ -19,7 +19,14 @@ import numpy as np
 import torch
 
 from vadkit.errors import VadkitError
-from vadkit.io.features import PATCH_GRIDS, FeatureMeta, FeatureSpec, load_clip, load_patches
+from vadkit.io.features import (
+    PATCH_GRIDS,
+    FeatureMeta,
+    FeatureSpec,
+    load_clip,
+    load_patches,
+    patch_path,
+)
 from vadkit.io.manifest import Entry
 from vadkit.models.common import CLIP, PATCHES
 
@@ -73,10 +80,14 @@ def resample_segments(x: np.ndarray, segments: int) -> np.ndarray:
 
 
 def load_source(
-    src: Source, *, patches: bool, mmap: bool = True
+    src: Source, *, patches: bool | Sequence[str], mmap: bool = True
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Clip `(t, n, d)` and, if asked, patches `(t, p, d)` (grids in PATCH_GRIDS order) of one
-    video, with its metadata filled in on `src`; errors name the file."""
+    """Clip `(t, n, d)` and, if asked, patches `(t, p, d)` of one video, with its metadata
+    filled in on `src`; errors name the file.
+
+    `patches`: False for none; True for every grid the metadata lists (all of PATCH_GRIDS
+    without metadata); or the grid names to read (`("patch23", "patch47")`, MSIP's `scales`),
+    and then only those files are opened. Grids are concatenated in PATCH_GRIDS order."""
     clip, meta = load_clip(src.path, mmap=mmap)
     src.meta = meta
     patch = None
@@ -86,15 +97,45 @@ def load_source(
                 f"{src.path}: extracted without patches, but this model needs MSIP's multi-scale "
                 "patch features; re-extract without --no-patches"
             )
-        parts = load_patches(src.path, mmap=mmap)
+        parts = _read_patches(src, patches, mmap=mmap)
         for grid, arr in parts.items():
             if arr.shape[0] != clip.shape[0] or arr.shape[2] != clip.shape[2]:
                 raise VadkitError(
                     f"{src.path}: {grid} patches have shape {arr.shape}, expected "
                     f"({clip.shape[0]}, {arr.shape[1]}, {clip.shape[2]}) to match the clip features"
                 )
-        patch = np.concatenate([parts[g] for g in PATCH_GRIDS], axis=1)
+        patch = np.concatenate(list(parts.values()), axis=1)
     return clip, patch
+
+
+def _read_patches(
+    src: Source, patches: bool | Sequence[str], *, mmap: bool
+) -> dict[str, np.ndarray]:
+    """The patch arrays `load_source` asked for, by grid name in PATCH_GRIDS order."""
+    listed = list(src.meta.patch_grids) if src.meta is not None else list(PATCH_GRIDS)
+    names = listed if patches is True else list(patches)
+    unknown = [g for g in names if g not in PATCH_GRIDS or g not in listed]
+    if unknown:
+        raise VadkitError(
+            f"{src.path}: no {', '.join(unknown)} patch features (extracted with "
+            f"{', '.join(listed)}); choose the model's scales among those"
+        )
+    if set(names) == set(PATCH_GRIDS):
+        return load_patches(src.path, mmap=mmap)
+    out = {}
+    for grid in (g for g in PATCH_GRIDS if g in names):
+        q = patch_path(src.path.parent, src.path.name[: -len(".npy")], grid)
+        if not q.is_file():
+            raise VadkitError(f"{q}: feature file not found (the {grid} patch features)")
+        rows, cols = PATCH_GRIDS[grid][:2]
+        try:
+            arr = np.load(q, mmap_mode="r" if mmap else None, allow_pickle=False)
+        except (OSError, ValueError) as e:
+            raise VadkitError(f"{q}: unreadable .npy ({e})") from None
+        if arr.ndim != 3 or arr.shape[1] != rows * cols:
+            raise VadkitError(f"{q}: expected shape (t, {rows * cols}, d), got {arr.shape}")
+        out[grid] = arr
+    return out
 
 
 def check_finite(src: Source, *arrays: np.ndarray | None) -> None:
@@ -154,13 +195,14 @@ class TrainingSet:
         *,
         segments: int,
         min_snippets: int = 1,
-        patches: bool = False,
+        patches: bool | Sequence[str] = False,
         float16: bool = False,
         name: str = "training manifest",
         progress: Any = None,
     ) -> TrainingSet:
         """Read, check and resample every video. Raises VadkitError before any training step:
-        one class only, a video shorter than `min_snippets`, mismatched dims/crops, NaN."""
+        one class only, a video shorter than `min_snippets`, mismatched dims/crops, NaN.
+        `patches` as `load_source` takes it (True, or the grid names to read)."""
         _check_labels(sources, name)
         dtype = torch.float16 if float16 else torch.float32
         clips = patch_store = None
@@ -178,7 +220,7 @@ class TrainingSet:
                         len(sources), segments, patch.shape[1], d, dtype=dtype
                     )
             else:
-                _check_same(spec, here, sources[0], src, patches=patches, name=name)
+                _check_same(spec, here, sources[0], src, patches=bool(patches), name=name)
             check_finite(src, clip, patch)
             lengths.append(t)
             clips[i] = torch.from_numpy(resample_segments(clip, segments)).transpose(0, 1)

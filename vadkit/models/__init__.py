@@ -19,6 +19,7 @@ from vadkit.errors import VadkitError
 # built-in model name -> the module that registers it
 BUILTIN_MODELS = {
     "mgfn": "vadkit.models.mgfn",
+    "i3d-lstm": "vadkit.models.i3d_lstm",
     "msip": "vadkit.models.msip",
     "rtfm": "vadkit.models.rtfm",
 }

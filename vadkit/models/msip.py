@@ -22,6 +22,18 @@ and the classifier; two inside the classifier; the top-k exploration mask). Stag
 stage-1 checkpoint, freezes CTR and classifier (`requires_grad=False`, BatchNorm kept in eval
 mode; their dropouts stay active in training, as stage 1 trained them) and trains MPSR and
 the gate; MPSR's own readout dropout (`mpsr_dropout`) is vadkit's choice.
+
+Ablations (the MSIP poster's two tables), stage 2 only:
+
+- `scales`: the patch grids MPSR uses, any non-empty subset of 23 (2×3), 35 (3×5), 47 (4×7),
+  given as a list `[23, 47]`, a string `"23,47"` or one number; stored as the ordered tuple.
+  The graph is built over the chosen grids only (consecutive chosen grids are linked as
+  coarse/fine neighbours). `patch_files(stage, args)` names the patch files a run reads, so a
+  loader can read only those; given the patches of every grid of `patch_grids` instead, the
+  model picks its scales' nodes itself.
+- `hgc=False`: no graph layers at all (no relations, no content attention); each scale's
+  projected patches plus position embedding go straight to the attention pooling and the
+  readout, so what remains is per-scale attention pooling.
 """
 
 from __future__ import annotations
@@ -116,9 +128,11 @@ class MPSR(nn.Module):
         super().__init__()
         self.sizes = [rows * cols for rows, cols, _, _ in grids]
         p = sum(self.sizes)
+        self.nodes = p
         self.proj = nn.Linear(feature_dim, hidden)
         self.position = nn.Parameter(torch.zeros(p, hidden))  # one per (scale, row, col)
-        self.register_buffer("adj", patch_graph(grids), persistent=False)
+        if layers:  # no graph layers (`hgc=False`): no graph either
+            self.register_buffer("adj", patch_graph(grids), persistent=False)
         self.layers = nn.ModuleList(HGCLayer(hidden) for _ in range(layers))
         self.pool = nn.ModuleList(nn.Linear(hidden, 1) for _ in grids)
         self.out = nn.Sequential(
@@ -148,6 +162,9 @@ class MSIPConfig(RTFMConfig):
     graph_layers: int = 2
     patch_grids: tuple[tuple[int, ...], ...] = DEFAULT_GRIDS  # (rows, cols, h, w) per scale
     mpsr_dropout: float = 0.1  # not published; vadkit's choice
+    # ablations (stage 2): the patch scales MPSR uses, and the hierarchical graph convolution
+    scales: tuple[int, ...] | int | str = (23, 35, 47)  # [23, 47], "23,47", 23
+    hgc: bool = True  # False: per-scale attention pooling without graph layers
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -155,6 +172,42 @@ class MSIPConfig(RTFMConfig):
             raise ValueError(f"MSIP stage must be 1 or 2, got {self.stage}")
         if any(len(g) != 4 for g in self.patch_grids):
             raise ValueError("patch_grids needs (rows, cols, height, width) per scale")
+        have = [grid_scale(g) for g in self.patch_grids]
+        wanted = parse_scales(self.scales)
+        missing = sorted(set(wanted) - set(have))
+        if missing:
+            raise ValueError(
+                f"scales {', '.join(map(str, missing))} are not among the patch grids of the "
+                f"features ({', '.join(map(str, have))})"
+            )
+        object.__setattr__(self, "scales", tuple(s for s in have if s in wanted))
+
+    @property
+    def scale_grids(self) -> list[Sequence[int]]:
+        """The grids of `scales`, in `patch_grids` order."""
+        return [g for g in self.patch_grids if grid_scale(g) in self.scales]
+
+
+def grid_scale(grid: Sequence[int]) -> int:
+    """A grid's scale number: its rows and columns written together (2×3 → 23)."""
+    return int(f"{grid[0]}{grid[1]}")
+
+
+def parse_scales(value: Any) -> tuple[int, ...]:
+    """`[23, 47]`, `"23,47"` (or `"patch23+patch47"`) or `23` → `(23, 47)`; ValueError otherwise."""
+    if isinstance(value, str):
+        items: list[Any] = value.replace("+", ",").split(",")
+    else:
+        items = [value] if isinstance(value, int) else list(value)
+    out = []
+    for item in items:
+        text = str(item).strip().removeprefix("patch")
+        if isinstance(item, bool) or not text.isdigit():
+            raise ValueError(f"scales: {item!r} is not a patch scale such as 23, 35 or 47")
+        out.append(int(text))
+    if not out:
+        raise ValueError("scales must name at least one patch scale (23, 35, 47)")
+    return tuple(out)
 
 
 class MSIP(RTFM):
@@ -181,13 +234,48 @@ class MSIP(RTFM):
             self.mpsr = MPSR(
                 feature_dim=c.feature_dim,
                 hidden=c.graph_dim,
-                layers=c.graph_layers,
-                grids=c.patch_grids,
+                layers=c.graph_layers if c.hgc else 0,
+                grids=c.scale_grids,
                 dropout=c.mpsr_dropout,
             )
+            # the nodes of `scales` among the patches of every grid of `patch_grids`
+            index, start = [], 0
+            for g in c.patch_grids:
+                n = g[0] * g[1]
+                if grid_scale(g) in c.scales:
+                    index.extend(range(start, start + n))
+                start += n
+            self.all_nodes = start
+            self.register_buffer("scale_index", torch.tensor(index), persistent=False)
             self.gate = nn.Parameter(torch.zeros(()))
             for p in self.stage1_parameters():
                 p.requires_grad_(False)
+
+    @classmethod
+    def patch_files(cls, stage: int, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """The patch files (`patch23`, …) stage `stage` reads with model args `args` (the
+        `scales` of `--model-arg`), for a loader that runs before the model is built: none in
+        stage 1; all three when `scales` is malformed (building the model then says why)."""
+        if PATCHES not in cls.input_names(stage):
+            return ()
+        try:
+            scales = parse_scales(args.get("scales", (23, 35, 47)))
+        except (TypeError, ValueError):
+            scales = (23, 35, 47)
+        return tuple(f"patch{s}" for s in scales)
+
+    def scale_patches(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patches `(b, t, p, d)` of this model's scales: as given when they hold exactly those,
+        picked out of the patches of every grid of `patch_grids` otherwise."""
+        p = patches.shape[2]
+        if p == self.mpsr.nodes:
+            return patches
+        if p == self.all_nodes:
+            return patches.index_select(2, self.scale_index)
+        raise ValueError(
+            f"MSIP with scales {self.cfg.scales} reads {self.mpsr.nodes} patches per snippet "
+            f"(or all {self.all_nodes}), got {p}"
+        )
 
     def stage1_parameters(self) -> list[nn.Parameter]:
         return [*self.ctr.parameters(), *self.classifier.parameters()]
@@ -218,11 +306,11 @@ class MSIP(RTFM):
         if self.stage == 2:
             if patches is None:
                 raise ValueError("MSIP stage 2 needs the multi-scale patch features")
-            m = self.mpsr(patches)  # (b, t, d)
+            m = self.mpsr(self.scale_patches(patches))  # (b, t, d)
             clip = clip + self.gate * m[:, None]  # (b, n, t, d): same m for every crop
         return super().forward(clip)
 
 
 register_model(MSIP)
 
-__all__ = ["HGCLayer", "MPSR", "MSIP", "MSIPConfig", "patch_graph"]
+__all__ = ["HGCLayer", "MPSR", "MSIP", "MSIPConfig", "grid_scale", "parse_scales", "patch_graph"]
