@@ -79,7 +79,8 @@ def source_scores(
     model in eval mode). A file that cannot be read, does not fit `spec` or holds NaN/inf is
     a VadkitError naming it."""
     patches = PATCHES in model.inputs
-    clip, patch = load_source(src, patches=patches)
+    files = model.patch_files(model.stage, model.config) if patches else ()
+    clip, patch = load_source(src, patches=files or patches)  # only the grids the model reads
     check_features(src, clip.shape, spec, what=what, patches=patches)
     check_finite(src, clip, patch)
     bag = full_length_bag(clip, patch, device)

@@ -422,7 +422,8 @@ class Trainer:
         return TrainingSet.load(
             _read_sources(cfg, cfg.train, cfg.features, self.note),
             segments=cfg.segments,
-            patches=PATCHES in self.cls.input_names(cfg.stage),
+            patches=self.cls.patch_files(cfg.stage, cfg.model_args)
+            or PATCHES in self.cls.input_names(cfg.stage),
             float16=cfg.float16_cache,
             name=f"training manifest {cfg.train}",
             progress=lambda i, n: self.emit(Event("load", step=i, steps=n)),

@@ -141,6 +141,13 @@ class VadModel(nn.Module):
         """Fewest snippets a training video may have (1 unless the model selects top-k)."""
         return 1
 
+    @classmethod
+    def patch_files(cls, stage: int, args: Mapping[str, Any]) -> tuple[str, ...]:
+        """The patch files (`patch23`, …) the model reads in `stage` with config fields `args`,
+        for loaders that run before it is built; () means every grid the features have (when
+        it reads `PATCHES` at all)."""
+        return ()
+
     def load_stage1(self, state: Mapping[str, torch.Tensor], *, source: str = "") -> None:
         """Take what this stage needs from the weights of the previous stage's run (nothing)."""
 
