@@ -31,7 +31,7 @@ def test_miniature_quickstart_pipeline(tmp_path):
     _run("synth", "-o", data, "--videos-train", 4, "--videos-test", 2, "--size", "64x48",
          "--frames", 32, "--seed", 1)  # fmt: skip
     extract = ["--random-weights", "--crops", 1, "--short-side", 32, "--crop-size", 32,
-               "--patch-frame", "128x224", "--device", "cpu"]  # fmt: skip
+               "--patch-frame-size", "224x128", "--patch-mode", "roi", "--device", "cpu"]  # fmt: skip
     for split in ("train", "test"):
         summary = json.loads(
             _run("extract", data / f"{split}.csv", "-o", feats / split, *extract, "--json")

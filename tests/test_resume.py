@@ -220,3 +220,39 @@ def test_the_train_and_score_commands_import_no_torch():
         "assert 'torch' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_full_disk_is_one_error_line_and_the_run_stays_resumable(ds, tmp_path, monkeypatch):
+    """ENOSPC at the Nth file write (issue 12 item 4): one `Error:` line naming the file; once
+    there is room again, `--resume` ends with the weights and log of an uninterrupted run."""
+    import errno
+
+    import vadkit.io.atomic as atomic
+
+    ref = tmp_path / "ref"
+    assert _cli(*_args(ds, ref, val=True)).exit_code == 0
+    real_fsync = os.fsync
+    for n in (1, 3, 5):
+        calls = {"n": 0}
+
+        def full_disk(fd, calls=calls, n=n):
+            calls["n"] += 1
+            if calls["n"] >= n:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return real_fsync(fd)
+
+        run = tmp_path / f"full{n}"
+        monkeypatch.setattr(atomic.os, "fsync", full_disk)
+        r = _cli(*_args(ds, run, val=True))
+        monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+        assert r.exit_code == 1, (n, r.output)
+        lines = [x for x in r.output.strip().splitlines() if x.startswith("Error:")]
+        assert len(lines) == 1 and "No space left on device" in lines[0], (n, r.output)
+        assert str(run) in lines[0], lines[0]
+        if (run / "config.json").exists():
+            resumed = _cli("train", "-o", run, "--resume", "--device", "cpu")
+        else:  # the disk was full before the run existed: the same command starts it
+            resumed = _cli(*_args(ds, run, val=True))
+        assert resumed.exit_code == 0, (n, resumed.output)
+        assert _log(run) == _log(ref), n
+        _same_weights(ref / "last.safetensors", run / "last.safetensors")

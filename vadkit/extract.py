@@ -383,28 +383,11 @@ def _reason(e: OSError) -> str:
 def prepare_output_dir(out: Path, inputs: Sequence[str | os.PathLike] = ()) -> None:
     """Create `out` and check that features may go there, or raise VadkitError naming it.
 
-    Refused: a path that is a file, a directory that is one of the inputs, a directory that
-    holds another kind of vadkit artifact (scores, a training run, a synthetic dataset), and
-    one that cannot be created or written."""
-    for item in inputs:
-        p = Path(item)
-        if p.is_dir() and out.exists() and out.resolve() == p.resolve():
-            raise VadkitError(
-                f"{out}: the output directory is also an input ({item}); write the features "
-                "into another directory"
-            )
-    if out.exists() and not out.is_dir():
-        raise VadkitError(f"{out}: exists and is not a directory; -o names the features directory")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise VadkitError(f"{out}: cannot create the output directory ({_reason(e)})") from None
-    foreign = foreign_artifact(out)
-    if foreign is not None:
-        raise VadkitError(
-            f"{out}: holds {foreign}, not vadkit features; writing features there would mix or "
-            "overwrite them; choose another -o"
-        )
+    Refused (`vadkit.io.artifacts.prepare_output_dir`): a path that is a file, a directory that
+    is one of the inputs, a directory that holds another kind of vadkit artifact (scores, a
+    training run, a synthetic dataset); then one that cannot really be written."""
+    dirs = [(p, str(p)) for p in map(Path, inputs) if p.is_dir()]
+    artifacts.prepare_output_dir(out, own=FEATURES_FORMAT, what="features", inputs=dirs)
     try:
         fd, probe_name = tempfile.mkstemp(prefix=TMP_PREFIX + "write-check.", dir=out)
     except OSError as e:

@@ -18,7 +18,7 @@ from rich.console import Console
 from vadkit.cli.base import app, fail
 
 # one import line to switch to the shared reporter: from vadkit.cli.progress import ...
-from vadkit.cli.progress import ProgressReporter
+from vadkit.cli.progress import ExtractionDisplay, ProgressReporter
 from vadkit.devices import DEVICE_HELP
 from vadkit.errors import VadkitError
 from vadkit.extract import (
@@ -26,7 +26,6 @@ from vadkit.extract import (
     PATCH_MODES,
     ExtractOptions,
     Summary,
-    VideoResult,
     extract_job,
     parse_shard,
 )
@@ -105,27 +104,6 @@ def _shard(text: str | None) -> tuple[int, int] | None:
         return parse_shard(text) if text else None
     except VadkitError as e:
         raise typer.BadParameter(str(e), param_hint="--shard") from None
-
-
-class _Progress:
-    """`vadkit.extract.Progress` callbacks drawn by a ProgressReporter."""
-
-    def __init__(self, reporter: ProgressReporter):
-        self.reporter = reporter
-
-    def start(self, videos: int, snippets_estimate: int) -> None:
-        self.reporter.set_total(videos, work_total=max(snippets_estimate, 1))
-
-    def video_started(self, video: str, snippets_estimate: int) -> None:
-        self.reporter.describe(video)
-
-    def snippets_done(self, n: int) -> None:
-        self.reporter.add_work(n)
-
-    def video_done(self, result: VideoResult) -> None:
-        self.reporter.advance(item=result.video)
-        if result.status == "failed" and self.reporter.tty:  # else only in the summary
-            self.reporter.message(f"failed {result.path}: {result.error}")
 
 
 def _print_summary(summary: Summary, console: Console) -> None:
@@ -283,7 +261,13 @@ def extract(
     except VadkitError as e:
         raise typer.BadParameter(str(e)) from None
     with ProgressReporter("extract", unit="videos", work_unit="snippets", quiet=quiet) as rep:
-        own, shown = extract_job(inputs, out, options, shard=_shard(shard), progress=_Progress(rep))
+        own, shown = extract_job(
+            inputs,
+            out,
+            options,
+            shard=_shard(shard),
+            progress=ExtractionDisplay(rep, failures_inline=rep.tty),
+        )
     if shown is not None:
         _print_summary(shown, Console(stderr=True))
         if as_json:

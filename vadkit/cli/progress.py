@@ -47,9 +47,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
-__all__ = ["ProgressReporter", "format_seconds"]
+__all__ = ["ExtractionDisplay", "ProgressReporter", "format_seconds"]
 
 
 def format_seconds(seconds: float) -> str:
@@ -235,3 +235,27 @@ class ProgressReporter:
         else:
             total, completed = self.total, self.done
         self._bar.update(self._task, total=total, completed=completed, count=count, rate=rate)
+
+
+class ExtractionDisplay:
+    """`vadkit.extract.Progress` callbacks drawn by a ProgressReporter (extract, and score's
+    extraction of raw videos). `failures_inline`: say each failed video as it fails (else only
+    the final summary names them)."""
+
+    def __init__(self, reporter: ProgressReporter, *, failures_inline: bool = True) -> None:
+        self.reporter = reporter
+        self.failures_inline = failures_inline
+
+    def start(self, videos: int, snippets_estimate: int) -> None:
+        self.reporter.set_total(videos, work_total=max(snippets_estimate, 1))
+
+    def video_started(self, video: str, snippets_estimate: int) -> None:
+        self.reporter.describe(video)
+
+    def snippets_done(self, n: int) -> None:
+        self.reporter.add_work(n)
+
+    def video_done(self, result: Any) -> None:
+        self.reporter.advance(item=result.video)
+        if result.status == "failed" and self.failures_inline:
+            self.reporter.message(f"failed {result.path}: {result.error}")

@@ -415,29 +415,8 @@ def _extraction_dir(features: Path | None, out: Path, discard: bool):
         yield out / "features"
 
 
-class _ExtractProgress:
-    """`vadkit.extract.Progress` callbacks drawn by a ProgressReporter."""
-
-    def __init__(self, reporter):
-        self.reporter = reporter
-
-    def start(self, videos: int, snippets_estimate: int) -> None:
-        self.reporter.set_total(videos, work_total=max(snippets_estimate, 1))
-
-    def video_started(self, video: str, snippets_estimate: int) -> None:
-        self.reporter.describe(video)
-
-    def snippets_done(self, n: int) -> None:
-        self.reporter.add_work(n)
-
-    def video_done(self, result) -> None:
-        self.reporter.advance(item=result.video)
-        if result.status == "failed":
-            self.reporter.message(f"failed {result.path}: {result.error}")
-
-
 def _extract(loaded, videos: list[Path], target: Path, device, weights, quiet, failed):
-    from vadkit.cli.progress import ProgressReporter
+    from vadkit.cli.progress import ExtractionDisplay, ProgressReporter
     from vadkit.models.common import PATCHES
     from vadkit.score import extract_for_run
 
@@ -458,7 +437,7 @@ def _extract(loaded, videos: list[Path], target: Path, device, weights, quiet, f
     ) as rep:
         return extract_for_run(
             loaded, videos, target, device=device, weights=_str(weights),
-            progress=_ExtractProgress(rep), failed=failed,
+            progress=ExtractionDisplay(rep), failed=failed,
         )  # fmt: skip
 
 
