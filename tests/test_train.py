@@ -343,13 +343,13 @@ def test_ddp_on_two_processes_matches_one_process(ds, tmp_path):
     the same global batch (dropout off so both runs draw the same numbers). The loss variant is
     msip's, whose regularisers are per-video means: RTFM's own L2 sparsity norm and flattened
     smoothness span the whole batch and are computed per rank (README, torchrun)."""
-    margs = {"hidden": 16, "dropout": 0.0, "topk_dropout": 0.0, "loss": "msip"}
-    train(config(ds, tmp_path / "one", steps=3, batch_size=4, model_args=margs))
+    margs = {"hidden": 16, "dropout": 0.0, "topk_dropout": 0.0}
+    train(config(ds, tmp_path / "one", steps=3, batch_size=4, loss="msip", model_args=margs))
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "vadkit", "train", "--model", "rtfm", "--train", ds["train"],
         "--features", ds["features"], "-o", tmp_path / "two", "--steps", "3", "--batch-size", "4",
-        "--eval-every", "2", "--device", "cpu", "--segments", "12",
+        "--eval-every", "2", "--device", "cpu", "--segments", "12", "--loss", "msip",
         *[a for k, v in margs.items() for a in ("--model-arg", f"{k}={v}")],
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

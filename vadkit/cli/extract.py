@@ -239,23 +239,12 @@ def extract(
     """Extract Kinetics-400 I3D features of video snippets (clip crops and MSIP patches) into
     RTFM-compatible VID.npy (t, crops, d), VID_patch23/35/47.npy and VID.json files."""
     options = ExtractOptions(
-        backbone=backbone.value,
-        weights=weights,
-        random_weights=random_weights,
-        crops=int(crops.value),
-        short_side=short_side,
-        crop_size=crop_size,
-        patches=not no_patches,
-        patch_frame=_patch_frame(patch_frame_size, patch_frame),
-        fps=fps,
-        drop_last=drop_last,
-        dtype=dtype.value,
-        patch_mode=patch_mode.value,
-        batch_size=batch_size,
-        device=device,
-        force=force,
-        threads=threads,
-    )
+        backbone=backbone.value, weights=weights, random_weights=random_weights,
+        crops=int(crops.value), short_side=short_side, crop_size=crop_size,
+        patches=not no_patches, patch_frame=_patch_frame(patch_frame_size, patch_frame), fps=fps,
+        drop_last=drop_last, dtype=dtype.value, patch_mode=patch_mode.value,
+        batch_size=batch_size, device=device, force=force, threads=threads,
+    )  # fmt: skip
     try:
         options.validate()  # the library's check; a bad option is a usage error (exit 2)
     except VadkitError as e:
