@@ -188,7 +188,7 @@ def _load_state(path: Path, run_id: str) -> dict[str, Any]:
         with warnings.catch_warnings():  # torch warns about odd pickles, naming weights_only
             warnings.simplefilter("ignore")
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # torch's messages suggest weights_only=False: never pass that on
+    except Exception:  # torch's messages suggest turning weights_only off: never pass that on
         raise VadkitError(
             f"{path}: damaged training state (not a readable vadkit state file); the run "
             "cannot be resumed, but its last.safetensors and best.safetensors still score"
