@@ -233,11 +233,6 @@ def extraction_record(meta: FeatureMeta) -> dict[str, Any]:
     }
 
 
-def patch_mode_of(meta: FeatureMeta) -> str | None:
-    """How a video's patch features were made (`FeatureMeta.patch_mode`)."""
-    return meta.patch_mode
-
-
 @dataclass
 class VideoResult:
     video: str
@@ -394,12 +389,6 @@ def prepare_output_dir(out: Path, inputs: Sequence[str | os.PathLike] = ()) -> N
         raise VadkitError(f"{out}: cannot write into the output directory ({_reason(e)})") from None
     os.close(fd)
     os.unlink(probe_name)
-
-
-def foreign_artifact(out: Path) -> str | None:
-    """What in `out` is a vadkit artifact other than features ("scores (v.json, format
-    vadkit.scores)", "a training run (last.safetensors)"), or None."""
-    return artifacts.foreign_artifact(out, FEATURES_FORMAT)
 
 
 def _clean_stale_tmp(out: Path, videos: Sequence[str]) -> int:
@@ -637,9 +626,7 @@ __all__ = [
     "extract_job",
     "extract_videos",
     "extraction_record",
-    "foreign_artifact",
     "parse_shard",
-    "patch_mode_of",
     "plan_videos",
     "prepare_output_dir",
     "shard_videos",
