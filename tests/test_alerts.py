@@ -86,3 +86,26 @@ def test_bad_rules_are_errors(kwargs, msg):
         AlertRule(**kwargs)
     with pytest.raises(VadkitError, match="fps"):
         alert_segments(np.zeros(3), 0.0, AlertRule())
+
+
+def _tracked(curve, fps, rule):
+    samples = ((i / fps, (i + 1) / fps, curve[i], i, i + 1) for i in range(len(curve)))
+    return [e.alert.as_dict() for e in track(samples, rule) if e.kind == "end"]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_offline_segments_equal_the_streaming_tracker(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 400))
+    # smooth-ish curves with plateaus, spikes and NaN holes
+    curve = np.repeat(rng.random(n // 4 + 1), rng.integers(1, 8))[:n]
+    curve[rng.random(curve.shape[0]) < 0.03] = np.nan
+    fps = float(rng.choice([1.0, 10.0, 24.0, 25.0, 29.97]))
+    rule = AlertRule(
+        threshold=float(rng.uniform(0.3, 0.8)),
+        min_duration=float(rng.choice([0.0, 0.1, 0.5, 1.0])),
+        cooldown=float(rng.choice([0.0, 0.2, 1.0, 3.0])),
+        release=None if rng.random() < 0.5 else float(rng.uniform(0.1, 0.3)),
+    )
+    fast = [a.as_dict() for a in alert_segments(curve, fps, rule)]
+    assert fast == _tracked(curve, fps, rule)

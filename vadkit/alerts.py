@@ -78,7 +78,7 @@ class Alert:
 
     def as_dict(self) -> dict[str, Any]:
         d = asdict(self)
-        scores = d.pop("scores")
+        scores = [v for v in d.pop("scores") if math.isfinite(v)]  # a NaN dip is no score
         d["duration"] = self.duration
         d["mean"] = float(np.mean(scores)) if scores else None
         return d
@@ -194,9 +194,83 @@ def track(
 
 def alert_segments(frame_scores: np.ndarray, fps: float, rule: AlertRule) -> list[Alert]:
     """The closed alerts of a frame-level score curve (as `vadkit score` writes), in time order;
-    each frame is a sample of length 1/fps. Frame numbers are 0-based, `end_frame` exclusive."""
+    each frame is a sample of length 1/fps. Frame numbers are 0-based, `end_frame` exclusive.
+
+    The same events as feeding every frame to `AlertTracker` (a test holds them equal), found
+    with array searches instead of a Python step per frame: a batch of long videos is mostly
+    quiet frames, which this skips."""
     if not (fps > 0 and math.isfinite(fps)):
         raise VadkitError(f"fps must be a positive number, got {fps}")
     s = np.asarray(frame_scores, dtype=np.float64).reshape(-1)
-    samples = ((i / fps, (i + 1) / fps, s[i], i, i + 1) for i in range(s.shape[0]))
-    return [e.alert for e in track(samples, rule) if e.kind == "end"]
+    s = np.where(np.isfinite(s), s, -np.inf)
+    t = np.arange(s.shape[0] + 1, dtype=np.float64) / fps  # t[i]: start of frame i
+    high, held = _Mask(s >= rule.threshold), _Mask(s >= rule.release_level)
+    alerts: list[Alert] = []
+    i = 0
+    while (fired := _next_firing(high, t, i, rule.min_duration)) is not None:
+        start, m = fired
+        last = _last_held(held, t, m, rule.cooldown)  # the alert's last frame
+        alerts.append(_segment(len(alerts), s, t, start, m, last))
+        i = _close_frame(held, t, last, rule.cooldown) + 1
+    return alerts
+
+
+class _Mask:
+    """A boolean array with O(log n) "next index where it is True/False" lookups."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.shape = mask.shape
+        self._where = {True: np.flatnonzero(mask), False: np.flatnonzero(~mask)}
+
+    def next(self, i: int, value: bool = True) -> int:
+        """The first index >= i where the mask == value, or len(mask)."""
+        idx = self._where[value]
+        k = int(np.searchsorted(idx, i))
+        return int(idx[k]) if k < idx.shape[0] else self.shape[0]
+
+
+def _next_firing(high: _Mask, t: np.ndarray, i: int, min_duration: float):
+    """(first frame, firing frame) of the next run above threshold that lasts min_duration."""
+    n = high.shape[0]
+    while (j := high.next(i)) < n:
+        k = high.next(j, False)  # the run is j..k-1
+        long_enough = t[j + 1 : k + 1] - t[j] + 1e-9 >= min_duration
+        if long_enough.any():
+            return j, j + int(np.argmax(long_enough))
+        i = k
+    return None
+
+
+def _last_held(held: _Mask, t: np.ndarray, last: int, cooldown: float) -> int:
+    """From a held frame `last`, the last held frame before a dip that outlasts cooldown."""
+    n = held.shape[0]
+    while (p := held.next(last + 1, False)) < n:  # a dip starts at p
+        h = held.next(p)
+        if (t[p + 1 : h + 1] - t[p] + 1e-9 >= cooldown).any() or h == n:
+            return p - 1
+        last = held.next(h, False) - 1
+    return n - 1
+
+
+def _close_frame(held: _Mask, t: np.ndarray, last: int, cooldown: float) -> int:
+    """The frame whose sample closes an alert whose last held frame is `last`."""
+    n = held.shape[0]
+    dip = t[last + 2 : n + 1] - t[last + 1] + 1e-9 >= cooldown
+    return last + 1 + int(np.argmax(dip)) if dip.any() else n
+
+
+def _segment(index: int, s: np.ndarray, t: np.ndarray, start: int, m: int, last: int) -> Alert:
+    part = s[start : last + 1]
+    peak = start + int(np.argmax(part))
+    return Alert(
+        index=index,
+        start_time=float(t[start]),
+        start_frame=start,
+        fired_time=float(t[m + 1]),
+        peak=float(s[peak]),
+        peak_time=float(t[peak]),
+        peak_frame=peak,
+        end_time=float(t[last + 1]),
+        end_frame=last + 1,
+        scores=part.tolist(),
+    )
