@@ -27,7 +27,8 @@ body{font:14px/1.4 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;c
 background:#f4f5f8}
 header{background:#1d2330;color:#fff;padding:14px 24px}header h1{margin:0;font-size:20px}
 header p{margin:4px 0 0;color:#c5cad6}main{padding:16px 24px;max-width:1200px}
-.card{background:#fff;border-radius:8px;box-shadow:0 1px 3px #0002;padding:12px 16px;margin:0 0 16px}
+.card{background:#fff;border-radius:8px;box-shadow:0 1px 3px #0002;padding:12px 16px;
+margin:0 0 16px}
 table{border-collapse:collapse;width:100%}th,td{padding:4px 8px;text-align:right;
 border-bottom:1px solid #e3e6ec}th:first-child,td:first-child{text-align:left}
 th{cursor:pointer;user-select:none;background:#f0f2f6}th.sorted::after{content:" \\25BE"}
@@ -111,14 +112,19 @@ def _tick_step(seconds: float) -> float:
     return 10 ** math.ceil(math.log10(seconds / 10))
 
 
+def _rect(x: float, y: float, w: float, h: float, attrs: str, title: str = "") -> str:
+    t = f"<title>{esc(title)}</title>" if title else ""
+    return f'<rect x="{x:.1f}" y="{y:.1f}" width="{w:.1f}" height="{h:.1f}" {attrs}>{t}</rect>'
+
+
+def _label(x: float, y: float, text: str, cls: str, anchor: str = "start") -> str:
+    return f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" class="{cls}">{esc(text)}</text>'
+
+
 def _axes(n: int, fps: float, lo: float, hi: float, y) -> list[str]:
-    out = [
-        f'<rect x="{_X0}" y="{_Y0}" width="{_X1 - _X0}" height="{_Y1 - _Y0}" fill="#fafbfc" stroke="#d5d9e0"/>'
-    ]
+    out = [_rect(_X0, _Y0, _X1 - _X0, _Y1 - _Y0, 'fill="#fafbfc" stroke="#d5d9e0"')]
     for v in sorted({lo, hi, 0.5} if lo <= 0.5 <= hi else {lo, hi}):
-        out.append(
-            f'<text x="{_X0 - 4}" y="{y(v) + 4:.1f}" text-anchor="end" class="ax">{v:g}</text>'
-        )
+        out.append(_label(_X0 - 4, y(v) + 4, f"{v:g}", "ax", "end"))
     seconds = n / fps
     step = _tick_step(seconds)
     k = 0
@@ -126,11 +132,33 @@ def _axes(n: int, fps: float, lo: float, hi: float, y) -> list[str]:
         x = _x(k * step * fps, n)
         label = f"{k * step:g}s" if step < 60 else f"{k * step / 60:g}min"
         out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{_Y1}" y2="{_Y1 + 3}" stroke="#8a93a6"/>')
-        out.append(
-            f'<text x="{x:.1f}" y="{_H - 10}" text-anchor="middle" class="ax">{label}</text>'
-        )
+        out.append(_label(x, _H - 10, label, "ax", "middle"))
         k += 1
     return out
+
+
+def _bands(entry: VideoEntry, n: int) -> list[str]:
+    """Ground truth (green, and a bar under the plot) and alerts (red, numbered)."""
+    out = []
+    plot_h = _Y1 - _Y0
+    for a, b in entry.gt or []:
+        x0, x1 = _x(a, n), _x(min(b, n), n)
+        out.append(_rect(x0, _Y0, x1 - x0, plot_h, 'fill="#27ae60" opacity="0.13"'))
+        title = f"ground truth: frames {a}-{b - 1}"
+        out.append(_rect(x0, _GT_Y, x1 - x0, 5, 'fill="#27ae60"', title))
+    for a in sorted(entry.alerts, key=lambda a: a.start_frame):
+        x0, x1 = _x(a.start_frame, n), _x(a.end_frame if a.end_frame is not None else n, n)
+        end = f"{a.end_time:.2f}" if a.end_time is not None else "end"
+        title = f"alert {a.index + 1}: {a.start_time:.2f}-{end} s, peak {a.peak:.3f}"
+        out.append(_rect(x0, _Y0, max(x1 - x0, 1), plot_h, 'fill="#c0392b" opacity="0.18"', title))
+        out.append(_label(x0 + 2, _Y0 + 11, str(a.index + 1), "an"))
+    return out
+
+
+_SVG_STYLE = (
+    "<style>.ax{font:11px sans-serif;fill:#5b6478}"
+    ".an{font:bold 11px sans-serif;fill:#c0392b}</style>"
+)
 
 
 def timeline_svg(entry: VideoEntry, threshold: float) -> str:
@@ -142,35 +170,21 @@ def timeline_svg(entry: VideoEntry, threshold: float) -> str:
     def y(v: float) -> float:
         return _Y1 - (_Y1 - _Y0) * (v - lo) / (hi - lo)
 
-    parts = _axes(n, entry.fps, lo, hi, y)
-    for a, b in entry.gt or []:
-        x0, x1 = _x(a, n), _x(min(b, n), n)
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{_Y0}" width="{x1 - x0:.1f}" height="{_Y1 - _Y0}" fill="#27ae60" opacity="0.13"/>'
-        )
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{_GT_Y}" width="{x1 - x0:.1f}" height="5" fill="#27ae60"><title>ground truth: frames {a}-{b - 1}</title></rect>'
-        )
-    for a in sorted(entry.alerts, key=lambda a: a.start_frame):
-        x0, x1 = _x(a.start_frame, n), _x(a.end_frame if a.end_frame is not None else n, n)
-        parts.append(
-            f'<rect x="{x0:.1f}" y="{_Y0}" width="{max(x1 - x0, 1):.1f}" height="{_Y1 - _Y0}" fill="#c0392b" opacity="0.18">'
-            f"<title>alert {a.index + 1}: {a.start_time:.2f}-{(a.end_time or 0):.2f} s, peak {a.peak:.3f}</title></rect>"
-        )
-        parts.append(f'<text x="{x0 + 2:.1f}" y="{_Y0 + 11}" class="an">{a.index + 1}</text>')
+    parts = _axes(n, entry.fps, lo, hi, y) + _bands(entry, n)
     ty = y(threshold)
     parts.append(
-        f'<line x1="{_X0}" x2="{_X1}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#c0392b" stroke-dasharray="5 4"/>'
+        f'<line x1="{_X0}" x2="{_X1}" y1="{ty:.1f}" y2="{ty:.1f}" stroke="#c0392b" '
+        'stroke-dasharray="5 4"/>'
     )
     xs, ys = _envelope(scores)
     pts = " ".join(f"{_x(px, n):.1f},{y(py):.1f}" for px, py in zip(xs, ys, strict=True))
     parts.append(
-        f'<polyline points="{pts}" fill="none" stroke="#2256c9" stroke-width="1.5" stroke-linejoin="round"/>'
+        f'<polyline points="{pts}" fill="none" stroke="#2256c9" stroke-width="1.5" '
+        'stroke-linejoin="round"/>'
     )
-    style = "<style>.ax{font:11px sans-serif;fill:#5b6478}.an{font:bold 11px sans-serif;fill:#c0392b}</style>"
     return (
         f'<svg class="timeline" viewBox="0 0 {_W} {_H}" xmlns="http://www.w3.org/2000/svg" '
-        f'role="img" aria-label="scores of {esc(entry.name)}">{style}{"".join(parts)}</svg>'
+        f'role="img" aria-label="scores of {esc(entry.name)}">{_SVG_STYLE}{"".join(parts)}</svg>'
     )
 
 
@@ -179,7 +193,8 @@ def _alert_card(entry: VideoEntry, a: Alert, rank: int) -> str:
     if thumb is not None:
         img = f'<img src="{thumb}" alt="frame {a.peak_frame} of {esc(entry.name)}">'
     else:
-        img = f'<div class="noimg">{"no source video" if entry.source is None else "no thumbnail"}</div>'
+        why = "no source video" if entry.source is None else "no thumbnail"
+        img = f'<div class="noimg">{why}</div>'
     mean = float(np.mean(a.scores)) if a.scores else a.peak
     end = f"{a.end_time:.2f}" if a.end_time is not None else "end"
     return (
@@ -207,7 +222,8 @@ def video_section(entry: VideoEntry, threshold: float) -> str:
     cards = "".join(_alert_card(entry, a, r + 1) for r, a in enumerate(entry.alerts))
     cards = cards or '<p class="note">no alert</p>'
     return (
-        f'<section class="video card" id="v-{esc(entry.name)}"><h2>{esc(entry.name)} {_badges(entry)}</h2>'
+        f'<section class="video card" id="v-{esc(entry.name)}">'
+        f"<h2>{esc(entry.name)} {_badges(entry)}</h2>"
         f'<p class="note">{"; ".join(n for n in notes if n)}</p>{timeline_svg(entry, threshold)}'
         f'<div class="alerts">{cards}</div></section>'
     )
@@ -313,7 +329,8 @@ def page(batch: Batch) -> str:
         f"<style>{CSS}</style></head><body><header><h1>vadkit report</h1>"
         f"<p>scores {esc(batch.scores_dir)}</p></header><main>"
         f'<div class="card">{_intro(batch)}{metrics_block(batch)}</div>'
-        f'<div class="card"><p><input id="filter" type="search" placeholder="filter videos by name"> '
-        f'<span class="note">click a column to sort</span></p>{summary_table(entries, with_gt)}</div>'
+        '<div class="card"><p><input id="filter" type="search" placeholder="filter videos by '
+        'name"> <span class="note">click a column to sort</span></p>'
+        f"{summary_table(entries, with_gt)}</div>"
         f"{sections}</main><script>{SCRIPT}</script></body></html>\n"
     )

@@ -125,7 +125,6 @@ def report_cmd(
     evidence). CSS, script and images are inline: the file opens offline, anywhere.
     """
     from vadkit.cli.progress import ProgressReporter
-    from vadkit.io.scores import read_scores
     from vadkit.report import gather, write_report
 
     rule = alert_rule(threshold, min_duration, cooldown, release)
@@ -140,8 +139,7 @@ def report_cmd(
             viper_objects,
             viper_where,
         )
-        metas = {v: m for v, (_, m) in read_scores(scores).items() if m is not None}
-        ann = gt.read({v: m.snippets for v, m in metas.items()})
+        ann = _read_gt(scores, gt)
     with ProgressReporter("report", unit="videos", quiet=quiet) as progress:
         batch = gather(
             scores,
@@ -153,7 +151,18 @@ def report_cmd(
             thumbnails=thumbnails,
             progress=lambda name: progress.advance(item=name),
         )
-    summary = write_report(batch, out)
+    _print(write_report(batch, out), as_json)
+
+
+def _read_gt(scores: Path, gt: GroundTruth):
+    """The ground truth (the legacy format needs the scores' snippet counts)."""
+    from vadkit.io.scores import read_scores
+
+    metas = {v: m for v, (_, m) in read_scores(scores).items() if m is not None}
+    return gt.read({v: m.snippets for v, m in metas.items()})
+
+
+def _print(summary: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
     else:
