@@ -201,10 +201,11 @@ def draw_banner(frame: np.ndarray, alert: Alert, score: float) -> None:
     frame[:band] = (top * 0.3 + np.array([210, 20, 20], np.float32) * 0.7).astype(np.uint8)
     label = f"ALERT {alert.index + 1}  score {score:.2f}  since {alert.start_time:.1f} s"
     font, scale = cv2.FONT_HERSHEY_SIMPLEX, band / 36
-    for _ in range(2):  # the stroke widens the text: fit, then fit again at the final stroke
-        thick = max(1, int(round(scale * 1.8)))
+    thick = max(1, int(round(scale * 1.8)))
+    (tw, th), _ = cv2.getTextSize(label, font, scale, thick)
+    while tw > w - 8 and scale > 0.1:  # shrink to fit the width (the stroke stays)
+        scale *= 0.97 * (w - 8) / tw
         (tw, th), _ = cv2.getTextSize(label, font, scale, thick)
-        scale *= min(1.0, (w - 8) / tw)
     cv2.putText(
         frame, label, (4, (band + th) // 2), font, scale, (255, 255, 255), thick, cv2.LINE_AA
     )
