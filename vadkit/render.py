@@ -112,19 +112,32 @@ def heat_norm(evidence: np.ndarray) -> float:
     return top if top > 0 and math.isfinite(top) else 0.0
 
 
-def blend_heatmap(
-    frame: np.ndarray, row: np.ndarray, regions: np.ndarray, norm: float, alpha: float = HEAT_ALPHA
-) -> np.ndarray:
-    """RGB `frame` with one snippet's evidence `row` overlaid (jet colours, more opaque where
-    higher; a patch that does not raise the score leaves the frame as it is)."""
-    if norm <= 0:
-        return frame
-    h, w = frame.shape[:2]
-    heat = np.clip(evidence_mod.heatmap(row, regions, w, h) / norm, 0.0, 1.0)
+def heat_layer(
+    row: np.ndarray, regions: np.ndarray, norm: float, width: int, height: int, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha-weighted jet colours (h, w, 3), 1 - alpha (h, w, 1)) of one snippet's evidence
+    `row`: more opaque where higher; where it does not raise the score, transparent."""
+    heat = np.clip(evidence_mod.heatmap(row, regions, width, height) / norm, 0.0, 1.0)
     colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
     colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB).astype(np.float32)
     a = (alpha * heat)[..., None]
-    return (frame.astype(np.float32) * (1 - a) + colours * a + 0.5).astype(np.uint8)
+    return colours * a + 0.5, 1.0 - a
+
+
+def blend_heatmap(
+    frame: np.ndarray, row: np.ndarray, regions: np.ndarray, norm: float, alpha: float = HEAT_ALPHA
+) -> np.ndarray:
+    """RGB `frame` with one snippet's evidence `row` overlaid (see `heat_layer`); the frame
+    itself when no patch raises any score (`norm` 0)."""
+    if norm <= 0:
+        return frame
+    h, w = frame.shape[:2]
+    return _apply(frame, heat_layer(row, regions, norm, w, h, alpha))
+
+
+def _apply(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    colours, keep = layer
+    return (frame.astype(np.float32) * keep + colours).astype(np.uint8)
 
 
 def fired_frame(alert: Alert, fps: float) -> int:
@@ -226,6 +239,7 @@ class _Plan:
     timeline: Timeline
     norm: float
     size: tuple[int, int]  # (width, height) of the frame part of the output
+    _layer: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None  # (snippet, its heat layer)
 
     def active(self, i: int) -> Alert | None:
         for a in self.alerts:
@@ -233,15 +247,23 @@ class _Plan:
                 return a
         return None
 
+    def heat(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """The heatmap layer of frame `i`'s snippet (made once per snippet), or None."""
+        vs = self.vs
+        if vs.evidence is None or vs.regions is None or self.norm <= 0:
+            return None
+        k = min(vs.snippet_of(i), vs.evidence.shape[0] - 1)
+        if self._layer is None or self._layer[0] != k:
+            layer = heat_layer(vs.evidence[k], vs.regions, self.norm, *self.size, HEAT_ALPHA)
+            self._layer = (k, layer)
+        return self._layer[1]
+
     def compose(self, frame: np.ndarray, i: int) -> np.ndarray:
-        vs, score = self.vs, float(self.vs.scores[i])
+        score = float(self.vs.scores[i])
         if (frame.shape[1], frame.shape[0]) != self.size:
             frame = cv2.resize(frame, self.size, interpolation=cv2.INTER_LINEAR)
-        if vs.evidence is not None and vs.regions is not None:
-            row = vs.evidence[min(vs.snippet_of(i), vs.evidence.shape[0] - 1)]
-            frame = blend_heatmap(frame, row, vs.regions, self.norm)
-        else:
-            frame = frame.copy()
+        layer = self.heat(i)
+        frame = frame.copy() if layer is None else _apply(frame, layer)
         alert = self.active(i)
         if alert is not None:
             draw_banner(frame, alert, score)

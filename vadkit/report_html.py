@@ -93,15 +93,17 @@ def _envelope(scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = scores.shape[0]
     if n <= _MAX_POINTS:
         return np.arange(n) + 0.5, scores.astype(np.float64)
-    edges = np.linspace(0, n, _MAX_POINTS // 2 + 1).astype(np.int64)
-    xs, ys = [], []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        seg = scores[a:b]
-        lo, hi = int(np.argmin(seg)), int(np.argmax(seg))
-        for i in sorted({lo, hi}):
-            xs.append(a + i + 0.5)
-            ys.append(float(seg[i]))
-    return np.asarray(xs), np.asarray(ys)
+    width = -(-n // (_MAX_POINTS // 2))  # frames per column
+    cols = -(-n // width)
+    padded = np.full(cols * width, scores[-1], dtype=np.float64)
+    padded[:n] = scores
+    grid = padded.reshape(cols, width)
+    lo, hi = grid.argmin(axis=1), grid.argmax(axis=1)
+    first, second = np.minimum(lo, hi), np.maximum(lo, hi)
+    base = np.arange(cols) * width
+    pos = np.stack([base + first, base + second], axis=1).reshape(-1)
+    pos = np.minimum(pos, n - 1)
+    return pos + 0.5, scores[pos].astype(np.float64)
 
 
 def _tick_step(seconds: float) -> float:
@@ -177,7 +179,9 @@ def timeline_svg(entry: VideoEntry, threshold: float) -> str:
         'stroke-dasharray="5 4"/>'
     )
     xs, ys = _envelope(scores)
-    pts = " ".join(f"{_x(px, n):.1f},{y(py):.1f}" for px, py in zip(xs, ys, strict=True))
+    px = _X0 + (_X1 - _X0) * xs / max(n, 1)
+    py = _Y1 - (_Y1 - _Y0) * (ys - lo) / (hi - lo)
+    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(px.tolist(), py.tolist(), strict=True))
     parts.append(
         f'<polyline points="{pts}" fill="none" stroke="#2256c9" stroke-width="1.5" '
         'stroke-linejoin="round"/>'
