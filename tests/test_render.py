@@ -108,6 +108,8 @@ def test_render_errors_name_both_files(tmp_path):
     assert not out.parent.exists() or not list(out.parent.iterdir())  # no output, no temp file
     r = runner.invoke(app, ["render", str(short), "-s", str(sdir), "-o", str(tmp_path / "x.gif")])
     assert r.exit_code == 2 and ".mp4" in r.output
+    r = runner.invoke(app, ["render", str(short), "-s", str(sdir), "-o", str(tmp_path)])
+    assert r.exit_code == 2 and "is a directory" in r.output
     with pytest.raises(VadkitError, match="min-duration and cooldown"):
         AlertRule(cooldown=-1)
     r = runner.invoke(

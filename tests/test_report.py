@@ -96,6 +96,8 @@ def test_report_errors(tmp_path):
     assert r.exit_code == 1 and "abn_a" in r.stderr
     r = runner.invoke(app, ["report", str(sdir), "-o", str(out), "--rank", "median"])
     assert r.exit_code == 2
+    r = runner.invoke(app, ["report", str(sdir), "-o", str(tmp_path)])
+    assert r.exit_code == 2 and "is a directory" in r.output
     assert not out.exists()
 
 

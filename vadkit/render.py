@@ -17,10 +17,11 @@ colours) live here.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,9 +303,23 @@ def frame_size(width: int, height: int, out_width: int | None = None) -> tuple[i
     return w - w % 2, h - h % 2
 
 
+@contextlib.contextmanager
+def writing(out: Path) -> Iterator[None]:
+    """Turn the OS refusing to write `out` (a directory there, no permission, a full disk)
+    into one VadkitError naming it."""
+    if out.is_dir():
+        raise VadkitError(f"{out}: is a directory; give the file to write")
+    try:
+        yield
+    except OSError as e:
+        raise VadkitError(f"{out}: cannot write ({e.strerror or e})") from None
+
+
 def check_output(out: str | os.PathLike) -> Path:
     """The output path, if its extension names a container `render` can write."""
     p = Path(out)
+    if p.is_dir():
+        raise VadkitError(f"{p}: is a directory; give the video file to write")
     if p.suffix.lower() not in FOURCCS:
         raise VadkitError(
             f"{p}: the output must end in one of {', '.join(sorted(FOURCCS))} (got "
@@ -356,7 +371,7 @@ def render_video(
     plan = _Plan(vs, info.fps, alerts, timeline, norm, fsize)
     size = (fsize[0], fsize[1] + timeline.height)
     start = time.monotonic()
-    with atomic_path(out, suffix=out.suffix) as tmp:
+    with writing(out), atomic_path(out, suffix=out.suffix) as tmp:
         writer = _writer(tmp, out, info.fps, size)
         try:
             frames = _encode(reader, plan, writer, video, scores_dir, progress)

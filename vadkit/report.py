@@ -34,7 +34,14 @@ from vadkit.errors import VadkitError
 from vadkit.io.annotations import Annotations
 from vadkit.io.atomic import TMP_PREFIX, save_text
 from vadkit.opencv import cv2
-from vadkit.render import VideoScores, blend_heatmap, heat_norm, read_batch, with_evidence
+from vadkit.render import (
+    VideoScores,
+    blend_heatmap,
+    heat_norm,
+    read_batch,
+    with_evidence,
+    writing,
+)
 from vadkit.video import VIDEO_EXTENSIONS, probe
 
 RANKINGS = ("peak", "mean")
@@ -222,7 +229,8 @@ def write_report(batch: Batch, out: str | os.PathLike) -> dict[str, Any]:
 
     start = time.monotonic()
     text = page(batch)
-    save_text(out, text)
+    with writing(Path(out)):
+        save_text(out, text)
     entries = batch.entries.values()
     return {
         "out": str(out),

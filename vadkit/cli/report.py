@@ -31,8 +31,10 @@ from vadkit.cli.gt import (
     OneBasedOpt,
     ViperObjectsOpt,
     ViperWhereOpt,
+    usage,
 )
 from vadkit.cli.gt import AnnotationsHelp as _AnnotationsHelp
+from vadkit.errors import VadkitError
 
 
 class RankBy(str, Enum):
@@ -49,8 +51,18 @@ ScoresArg = Annotated[
         show_default=False,
     ),
 ]
+
+
+def _check_out(value: Path) -> None:
+    if value.is_dir():
+        raise VadkitError(f"{value}: is a directory; give the HTML file to write")
+
+
 OutOpt = Annotated[
-    Path, typer.Option("--out", "-o", help="HTML file to write.", show_default=False)
+    Path,
+    typer.Option(
+        "--out", "-o", help="HTML file to write.", callback=usage(_check_out), show_default=False
+    ),
 ]
 VideosOpt = Annotated[
     Path | None,
