@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 from vadkit.alerts import AlertRule
 from vadkit.cli import app
 from vadkit.errors import VadkitError
+from vadkit.io.scores import ScoreMeta
 from vadkit.opencv import cv2
-from vadkit.render import Timeline, blend_heatmap, frame_size, render_video
+from vadkit.render import Timeline, VideoScores, blend_heatmap, frame_size, render_video
 
 runner = CliRunner()
 EVENT = (16, 32)  # frames of the event (and of the high scores) in the 40-frame clip
@@ -85,6 +86,15 @@ def test_blend_heatmap_and_sizes():
     assert frame_size(856, 480, 321) == (320, 180)
     t = Timeline(np.linspace(0, 1, 50), [], AlertRule(), 100)
     assert t.base.shape == (t.height, 100, 3) and t.x(49) == 99 and t.y(1.0) < t.y(0.0)
+
+
+def test_snippet_of_native_and_resampled_frames():
+    native = VideoScores("v", np.zeros(100), ScoreMeta("v", 100, 16, 7))
+    assert [native.snippet_of(i) for i in (0, 15, 16, 99)] == [0, 0, 1, 6]
+    # features cut from 50 frames (extract --fps at half the rate): frame 32 is used frame 16
+    half = VideoScores("v", np.zeros(100), ScoreMeta("v", 100, 16, 4, frames_used=50))
+    assert [half.snippet_of(i) for i in (0, 31, 32, 99)] == [0, 0, 1, 3]
+    assert VideoScores("v", np.zeros(40), None).snippet_of(39) == 2  # bare arrays: 16 frames
 
 
 def test_render_errors_name_both_files(tmp_path):

@@ -42,6 +42,8 @@ def test_report_shows_every_video_alerts_thumbnails_and_metrics(tmp_path):
     for c in CLIPS:
         assert f'id="v-{c.name}"' in page and f'data-video="{c.name}"' in page
     assert page.count('<svg class="timeline"') == 3
+    rows = re.findall(r'<tr data-video="([^"]+)"', page)
+    assert rows == ["abn_a", "abn_b", "nrm_c"]  # highest peak first (then by name)
     assert page.count('src="data:image/jpeg;base64,') == 2  # one per alert with a source
     assert "1 of 3 have no source video there" in page and "no source video: no thumbnails" in page
     # self-contained: no reference to anything outside the file
