@@ -131,6 +131,10 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "vadkit render cam1.mp4 -s scores -o review.mp4 --threshold 0.7 --min-duration 0.5 "
             "--width 640",
         ),
+        (
+            "One frame as an image (default: the top alert's peak frame):",
+            "vadkit render data/videos/test_abn_000.mp4 -s scores -o frame.png --frame 80",
+        ),
     ],
     "vadkit-report": [
         (

@@ -62,6 +62,28 @@ def test_render_draws_timeline_cursor_and_banner(tmp_path):
     assert sorted(p.name for p in out.parent.iterdir()) == ["abn.mp4"]  # nothing else written
 
 
+def test_render_one_frame_as_an_image(tmp_path):
+    sdir, vdir, _ = make_batch(tmp_path, [Clip("abn", EVENT)])
+    base = ["render", str(vdir / "abn.mp4"), "-s", str(sdir), "--json"]
+    r = runner.invoke(app, [*base, "-o", str(tmp_path / "peak.png")])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["frame"] == EVENT[0]  # the alert's peak (its first top score)
+    img = cv2.cvtColor(cv2.imread(str(tmp_path / "peak.png")), cv2.COLOR_BGR2RGB)
+    assert img.shape[1] == 480 and _red_band(img)
+    r = runner.invoke(app, [*base, "-o", str(tmp_path / "calm.jpg"), "--frame", "3"])
+    assert r.exit_code == 0, r.output
+    assert not _red_band(cv2.cvtColor(cv2.imread(str(tmp_path / "calm.jpg")), cv2.COLOR_BGR2RGB))
+    r = runner.invoke(app, [*base, "-o", str(tmp_path / "x.png"), "--frame", "40"])
+    assert r.exit_code == 1 and "frame 40 is out of range" in r.stderr
+    r = runner.invoke(app, [*base, "-o", str(tmp_path / "x.mp4"), "--frame", "3"])
+    assert r.exit_code == 2 and "--frame" in r.output
+    assert sorted(p.name for p in tmp_path.glob("*.*")) == [
+        "annotations.csv",
+        "calm.jpg",
+        "peak.png",
+    ]
+
+
 def test_render_overlays_evidence_on_the_event_quarter(tmp_path, monkeypatch):
     evidence_contract(monkeypatch)
     sdir, vdir, _ = make_batch(tmp_path, [Clip("abn", EVENT)], evidence=True)

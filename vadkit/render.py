@@ -40,6 +40,7 @@ from vadkit.video import FrameReader
 
 # container -> fourcc OpenCV's FFmpeg backend writes into it
 FOURCCS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+STILLS = (".png", ".jpg", ".jpeg")  # one rendered frame as an image
 MIN_WIDTH = 480  # smaller videos are scaled up to this width, so that the text stays legible
 HEAT_ALPHA = 0.5  # opacity of the heatmap where the evidence is highest
 # timeline colours (BGR)
@@ -320,9 +321,9 @@ def check_output(out: str | os.PathLike) -> Path:
     p = Path(out)
     if p.is_dir():
         raise VadkitError(f"{p}: is a directory; give the video file to write")
-    if p.suffix.lower() not in FOURCCS:
+    if p.suffix.lower() not in (*FOURCCS, *STILLS):
         raise VadkitError(
-            f"{p}: the output must end in one of {', '.join(sorted(FOURCCS))} (got "
+            f"{p}: the output must end in one of {', '.join([*FOURCCS, *STILLS])} (got "
             f"{p.suffix or 'no extension'!r})"
         )
     return p
@@ -344,6 +345,37 @@ def _encode(reader: FrameReader, plan: _Plan, writer, video: Path, scores_dir, p
     return written
 
 
+def _prepare(video: Path, scores_dir, rule: AlertRule, width: int | None):
+    """(frame reader, plan) of a render: the scores found and checked, alerts, timeline."""
+    reader = FrameReader(video)
+    info = reader.info
+    vs = find_scores(scores_dir, video)
+    hint = info.frame_count_hint
+    if hint > 0 and abs(hint - vs.scores.shape[0]) > vs.snippet_length:  # fail before decoding
+        raise _mismatch(video, vs, scores_dir, f"about {hint}")
+    alerts = alert_segments(vs.scores, info.fps, rule)
+    fsize = frame_size(info.width, info.height, width)
+    timeline = Timeline(vs.scores, alerts, rule, fsize[0])
+    norm = heat_norm(vs.evidence) if vs.evidence is not None else 0.0
+    return reader, _Plan(vs, info.fps, alerts, timeline, norm, fsize)
+
+
+def _summary(plan: _Plan, video: Path, out: Path, frames: int, seconds: float) -> dict[str, Any]:
+    w, h = plan.size
+    return {
+        "video": plan.vs.video,
+        "source": str(video),
+        "out": str(out),
+        "frames": frames,
+        "fps": plan.fps,
+        "size": f"{w}x{h + plan.timeline.height}",
+        "evidence": plan.vs.evidence is not None,
+        "alerts": [a.as_dict() for a in plan.alerts],
+        "seconds": round(seconds, 3),
+        "render_fps": round(frames / seconds, 1) if seconds > 0 else None,
+    }
+
+
 def render_video(
     video: str | os.PathLike,
     scores_dir: str | os.PathLike,
@@ -355,38 +387,56 @@ def render_video(
 ) -> dict[str, Any]:
     """Write `out` (an .mp4, .m4v, .mov or .avi): `video` with its scores from `scores_dir`
     drawn on it, `width` pixels wide (see `frame_size`). Returns a summary (frames, fps,
-    alerts, evidence, timing)."""
+    alerts, evidence, timing). One frame as an image is `render_still`'s."""
     video, out = Path(video), check_output(out)
-    reader = FrameReader(video)
-    info = reader.info
-    vs = find_scores(scores_dir, video)
-    n = vs.scores.shape[0]
-    hint = info.frame_count_hint
-    if hint > 0 and abs(hint - n) > vs.snippet_length:  # far off: fail before decoding
-        raise _mismatch(video, vs, scores_dir, f"about {hint}")
-    alerts = alert_segments(vs.scores, info.fps, rule)
-    fsize = frame_size(info.width, info.height, width)
-    timeline = Timeline(vs.scores, alerts, rule, fsize[0])
-    norm = heat_norm(vs.evidence) if vs.evidence is not None else 0.0
-    plan = _Plan(vs, info.fps, alerts, timeline, norm, fsize)
-    size = (fsize[0], fsize[1] + timeline.height)
+    if out.suffix.lower() not in FOURCCS:
+        raise VadkitError(f"{out}: not a video file name; an image is written by render_still")
+    reader, plan = _prepare(video, scores_dir, rule, width)
+    size = (plan.size[0], plan.size[1] + plan.timeline.height)
     start = time.monotonic()
     with writing(out), atomic_path(out, suffix=out.suffix) as tmp:
-        writer = _writer(tmp, out, info.fps, size)
+        writer = _writer(tmp, out, plan.fps, size)
         try:
             frames = _encode(reader, plan, writer, video, scores_dir, progress)
         finally:
             writer.release()
-    seconds = time.monotonic() - start
-    return {
-        "video": vs.video,
-        "source": str(video),
-        "out": str(out),
-        "frames": frames,
-        "fps": info.fps,
-        "size": f"{size[0]}x{size[1]}",
-        "evidence": vs.evidence is not None,
-        "alerts": [a.as_dict() for a in alerts],
-        "seconds": round(seconds, 3),
-        "render_fps": round(frames / seconds, 1) if seconds > 0 else None,
-    }
+    return _summary(plan, video, out, frames, time.monotonic() - start)
+
+
+def default_frame(plan: _Plan) -> int:
+    """The frame a still shows by default: the highest alert's peak, else the highest score."""
+    if plan.alerts:
+        return max(plan.alerts, key=lambda a: (a.peak, -a.start_time)).peak_frame
+    return int(np.argmax(plan.vs.scores))
+
+
+def render_still(
+    video: str | os.PathLike,
+    scores_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    rule: AlertRule,
+    *,
+    frame: int | None = None,
+    width: int | None = None,
+) -> dict[str, Any]:
+    """Write one rendered frame of `video` (0-based `frame`, default `default_frame`) as the
+    image `out` (.png or .jpg): a thumbnail, or a figure for a document."""
+    video, out = Path(video), check_output(out)
+    reader, plan = _prepare(video, scores_dir, rule, width)
+    n = plan.vs.scores.shape[0]
+    i = default_frame(plan) if frame is None else frame
+    if not 0 <= i < n:
+        raise VadkitError(f"{video}: frame {i} is out of range; the scores cover frames 0-{n - 1}")
+    start = time.monotonic()
+    for k, rgb in enumerate(reader):
+        if k == i:
+            image = cv2.cvtColor(plan.compose(rgb, i), cv2.COLOR_RGB2BGR)
+            break
+    else:
+        raise _mismatch(video, plan.vs, scores_dir, str(reader.count))
+    with writing(out), atomic_path(out, suffix=out.suffix) as tmp:
+        if not cv2.imwrite(str(tmp), image):
+            raise VadkitError(f"{out}: OpenCV could not write the image")
+    summary = _summary(plan, video, out, 1, time.monotonic() - start)
+    summary["frame"] = i
+    return summary

@@ -49,7 +49,8 @@ OutOpt = Annotated[
     typer.Option(
         "--out",
         "-o",
-        help="Video file to write: .mp4, .m4v or .mov (mp4v) or .avi (MJPG).",
+        help="File to write: a video, .mp4, .m4v or .mov (mp4v) or .avi (MJPG); or one frame "
+        "as an image, .png or .jpg (see --frame).",
         callback=usage(_check_out),
         show_default=False,
     ),
@@ -60,6 +61,16 @@ WidthOpt = Annotated[
         "--width",
         help="Width of the output in pixels, the aspect kept (default: the video's, at least 480).",
         min=16,
+        show_default=False,
+    ),
+]
+FrameOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--frame",
+        help="With an image -o: the frame to draw (0-based; default: the top alert's peak "
+        "frame, else the highest-scoring frame).",
+        min=0,
         show_default=False,
     ),
 ]
@@ -77,6 +88,7 @@ def render_cmd(
     cooldown: CooldownOpt = DEFAULT_COOLDOWN,
     release: ReleaseOpt = None,
     width: WidthOpt = None,
+    frame: FrameOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -86,23 +98,35 @@ def render_cmd(
     Below the frame: the whole score curve, the threshold (dashed), the alerts shaded and a
     cursor at the current frame; on it, a red banner while an alert is active and the time and
     score at the bottom left. The video and the scores must have the same number of frames.
-    The output is written to a temporary file beside it and renamed when complete.
+    The output is written to a temporary file beside it and renamed when complete. An image
+    output (.png, .jpg) holds one such frame (--frame).
     """
     from vadkit.cli.progress import ProgressReporter
-    from vadkit.render import render_video
+    from vadkit.render import STILLS, render_still, render_video
     from vadkit.video import probe
 
     rule = alert_rule(threshold, min_duration, cooldown, release)
-    total = probe(video).frame_count_hint or None
-    with ProgressReporter("render", total=total, unit="frames", quiet=quiet) as progress:
-        summary = render_video(
-            video, scores, out, rule, width=width, progress=lambda _: progress.advance()
-        )
+    if out.suffix.lower() in STILLS:
+        summary = render_still(video, scores, out, rule, frame=frame, width=width)
+    elif frame is not None:
+        raise typer.BadParameter("only with an image output (.png, .jpg)", param_hint="--frame")
+    else:
+        total = probe(video).frame_count_hint or None
+        with ProgressReporter("render", total=total, unit="frames", quiet=quiet) as progress:
+            summary = render_video(
+                video, scores, out, rule, width=width, progress=lambda _: progress.advance()
+            )
+    _print(summary, as_json)
+
+
+def _print(summary: dict, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(summary, indent=1))
-    else:
-        alerts = len(summary["alerts"])
-        typer.echo(
-            f"{summary['out']}: {summary['frames']} frames, {alerts} alert(s), evidence "
-            f"{'overlaid' if summary['evidence'] else 'none'} ({summary['render_fps']} frames/s)"
-        )
+        return
+    still = "frame" in summary
+    what = f"frame {summary['frame']}" if still else f"{summary['frames']} frames"
+    rate = "" if still else f" ({summary['render_fps']} frames/s)"
+    typer.echo(
+        f"{summary['out']}: {what}, {len(summary['alerts'])} alert(s), evidence "
+        f"{'overlaid' if summary['evidence'] else 'none'}{rate}"
+    )
