@@ -15,7 +15,14 @@ from vadkit.cli import app
 from vadkit.errors import VadkitError
 from vadkit.io.scores import ScoreMeta
 from vadkit.opencv import cv2
-from vadkit.render import Timeline, VideoScores, blend_heatmap, frame_size, render_video
+from vadkit.render import (
+    Timeline,
+    VideoScores,
+    blend_heatmap,
+    frame_size,
+    heat_strength,
+    render_video,
+)
 
 runner = CliRunner()
 EVENT = (16, 32)  # frames of the event (and of the high scores) in the 40-frame clip
@@ -92,18 +99,27 @@ def test_render_overlays_evidence_on_the_event_quarter(tmp_path, monkeypatch):
     assert with_ev["evidence"] is True
     sdir2, vdir2, _ = make_batch(tmp_path / "plain", [Clip("abn", EVENT)])
     render_video(vdir2 / "abn.mp4", sdir2, tmp_path / "p.mp4", rule, width=64)
-    a, b = _frames(tmp_path / "e.mp4")[4], _frames(tmp_path / "p.mp4")[4]
-    diff = np.abs(a.astype(int) - b.astype(int)).sum(axis=2)
-    assert diff[28:44, 36:60].mean() > 40  # the heatmap covers the bottom-right quarter
-    assert diff[14:20, 4:28].mean() < 10  # and leaves the top-left as it was
+    e, p = _frames(tmp_path / "e.mp4"), _frames(tmp_path / "p.mp4")
+
+    def diff(i):
+        return np.abs(e[i].astype(int) - p[i].astype(int)).sum(axis=2)
+
+    during, before = diff(20), diff(4)  # scores 0.9 (the event) and 0.1
+    assert during[28:44, 36:60].mean() > 40  # the heatmap covers the bottom-right quarter
+    assert during[14:20, 4:28].mean() < 10  # and leaves the top-left as it was
+    assert before[28:44, 36:60].mean() < during[28:44, 36:60].mean() / 3  # faint when quiet
 
 
 def test_blend_heatmap_and_sizes():
     frame = np.full((20, 40, 3), 100, np.uint8)
     regions = np.array([[0, 0, 0.5, 1], [0.5, 0, 1, 1]])
-    out = blend_heatmap(frame, np.array([0.0, 2.0]), regions, norm=2.0)
+    out = blend_heatmap(frame, np.array([0.0, 2.0]), regions)
     assert (out[:, :20] == 100).all() and (out[:, 20:] != 100).any()
-    assert blend_heatmap(frame, np.array([0.0, 0.0]), regions, norm=0.0) is frame
+    # scaled to the snippet's own maximum: a tiny evidence draws as strongly as a large one
+    assert (blend_heatmap(frame, np.array([0.0, 2e-5]), regions) == out).all()
+    assert blend_heatmap(frame, np.array([0.0, -1.0]), regions) is frame
+    assert blend_heatmap(frame, np.array([0.0, 2.0]), regions, alpha=0.0) is frame
+    assert heat_strength(0.1) < heat_strength(0.9) < heat_strength(5.0) == heat_strength(1.0)
     assert frame_size(160, 120) == (480, 360) and frame_size(856, 480) == (856, 480)
     assert frame_size(856, 480, 321) == (320, 180)
     t = Timeline(np.linspace(0, 1, 50), [], AlertRule(), 100)

@@ -107,19 +107,31 @@ def find_scores(scores_dir: str | os.PathLike, video: str | os.PathLike) -> Vide
     return with_evidence(scores_dir, batch[stem])
 
 
-def heat_norm(evidence: np.ndarray) -> float:
-    """The value drawn at full strength: the video's highest positive evidence (so that the
-    snippets of one video compare), or 0 when no patch raises any snippet's score."""
-    top = float(np.max(evidence)) if evidence.size else 0.0
-    return top if top > 0 and math.isfinite(top) else 0.0
+def heat_strength(score: float, alpha: float = HEAT_ALPHA) -> float:
+    """The heatmap's opacity at its hottest pixel for a snippet scored `score`: the overlay
+    says *where* within the snippet (its evidence scaled to its own maximum) and, by its
+    strength, *how anomalous* the snippet is, so quiet snippets stay almost untouched."""
+    return alpha * min(max(float(score), 0.0), 1.0)
 
 
 def heat_layer(
-    row: np.ndarray, regions: np.ndarray, norm: float, width: int, height: int, alpha: float
-) -> tuple[np.ndarray, np.ndarray]:
+    row: np.ndarray, regions: np.ndarray, width: int, height: int, alpha: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """(alpha-weighted jet colours (h, w, 3), 1 - alpha (h, w, 1)) of one snippet's evidence
-    `row`: more opaque where higher; where it does not raise the score, transparent."""
-    heat = np.clip(evidence_mod.heatmap(row, regions, width, height) / norm, 0.0, 1.0)
+    `row`, the map (`vadkit.evidence.heatmap`: the grids averaged) scaled to its own highest
+    pixel: opaque up to `alpha` where the patches raise the score most, transparent where
+    none does. None when no patch raises it (or `alpha` is 0).
+
+    Each snippet is scaled to its own maximum because what the heatmap answers is where in
+    the frame, and a score near 1 leaves little to drop (its evidence is small but still
+    ranks the patches)."""
+    if alpha <= 0:
+        return None
+    heat = evidence_mod.heatmap(row, regions, width, height)
+    top = float(heat.max()) if heat.size else 0.0
+    if not (top > 0 and math.isfinite(top)):
+        return None
+    heat = np.clip(heat / top, 0.0, 1.0)
     colours = cv2.applyColorMap((heat * 255).astype(np.uint8), cv2.COLORMAP_JET)
     colours = cv2.cvtColor(colours, cv2.COLOR_BGR2RGB).astype(np.float32)
     a = (alpha * heat)[..., None]
@@ -127,14 +139,13 @@ def heat_layer(
 
 
 def blend_heatmap(
-    frame: np.ndarray, row: np.ndarray, regions: np.ndarray, norm: float, alpha: float = HEAT_ALPHA
+    frame: np.ndarray, row: np.ndarray, regions: np.ndarray, alpha: float = HEAT_ALPHA
 ) -> np.ndarray:
     """RGB `frame` with one snippet's evidence `row` overlaid (see `heat_layer`); the frame
-    itself when no patch raises any score (`norm` 0)."""
-    if norm <= 0:
-        return frame
+    itself when no patch raises the score."""
     h, w = frame.shape[:2]
-    return _apply(frame, heat_layer(row, regions, norm, w, h, alpha))
+    layer = heat_layer(row, regions, w, h, alpha)
+    return frame if layer is None else _apply(frame, layer)
 
 
 def _apply(frame: np.ndarray, layer: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
@@ -239,9 +250,8 @@ class _Plan:
     fps: float
     alerts: list[Alert]
     timeline: Timeline
-    norm: float
     size: tuple[int, int]  # (width, height) of the frame part of the output
-    _layer: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None  # (snippet, its heat layer)
+    _layer: tuple[int, tuple[np.ndarray, np.ndarray] | None] | None = None  # (snippet, layer)
 
     def active(self, i: int) -> Alert | None:
         for a in self.alerts:
@@ -252,12 +262,12 @@ class _Plan:
     def heat(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
         """The heatmap layer of frame `i`'s snippet (made once per snippet), or None."""
         vs = self.vs
-        if vs.evidence is None or vs.regions is None or self.norm <= 0:
+        if vs.evidence is None or vs.regions is None:
             return None
         k = min(vs.snippet_of(i), vs.evidence.shape[0] - 1)
         if self._layer is None or self._layer[0] != k:
-            layer = heat_layer(vs.evidence[k], vs.regions, self.norm, *self.size, HEAT_ALPHA)
-            self._layer = (k, layer)
+            alpha = heat_strength(vs.scores[i])
+            self._layer = (k, heat_layer(vs.evidence[k], vs.regions, *self.size, alpha))
         return self._layer[1]
 
     def compose(self, frame: np.ndarray, i: int) -> np.ndarray:
@@ -356,8 +366,7 @@ def _prepare(video: Path, scores_dir, rule: AlertRule, width: int | None):
     alerts = alert_segments(vs.scores, info.fps, rule)
     fsize = frame_size(info.width, info.height, width)
     timeline = Timeline(vs.scores, alerts, rule, fsize[0])
-    norm = heat_norm(vs.evidence) if vs.evidence is not None else 0.0
-    return reader, _Plan(vs, info.fps, alerts, timeline, norm, fsize)
+    return reader, _Plan(vs, info.fps, alerts, timeline, fsize)
 
 
 def _summary(plan: _Plan, video: Path, out: Path, frames: int, seconds: float) -> dict[str, Any]:

@@ -37,7 +37,7 @@ from vadkit.opencv import cv2
 from vadkit.render import (
     VideoScores,
     blend_heatmap,
-    heat_norm,
+    heat_strength,
     read_batch,
     with_evidence,
     writing,
@@ -144,14 +144,13 @@ def add_thumbnails(entry: VideoEntry, limit: int) -> None:
     chosen = entry.alerts[:limit]
     frames = keyframes(entry.source, {a.peak_frame for a in chosen})
     vs = entry.vs
-    norm = heat_norm(vs.evidence) if vs.evidence is not None else 0.0
     for a in chosen:
         frame = frames.get(a.peak_frame)
         if frame is None:
             continue
         if vs.evidence is not None and vs.regions is not None:
             row = vs.evidence[min(vs.snippet_of(a.peak_frame), vs.evidence.shape[0] - 1)]
-            frame = blend_heatmap(frame, row, vs.regions, norm)
+            frame = blend_heatmap(frame, row, vs.regions, heat_strength(a.peak))
         entry.thumbs[a.index] = data_uri(frame)
 
 
