@@ -120,6 +120,32 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "vadkit manifest minidrone/ --labels normal=0,suspicious=1,illicit=1 --split 0.8 -o lists/",
         ),
     ],
+    "vadkit-render": [
+        (
+            "A test video with its score timeline, alert banners and (when scored with "
+            "--evidence) the heatmap:",
+            "vadkit render data/videos/test_abn_000.mp4 -s scores -o test_abn_000.mp4",
+        ),
+        (
+            "Alerts only after half a second above 0.7, for a 640-pixel-wide review copy:",
+            "vadkit render cam1.mp4 -s scores -o review.mp4 --threshold 0.7 --min-duration 0.5 "
+            "--width 640",
+        ),
+        (
+            "One frame as an image (default: the top alert's peak frame):",
+            "vadkit render data/videos/test_abn_000.mp4 -s scores -o frame.png --frame 80",
+        ),
+    ],
+    "vadkit-report": [
+        (
+            "One HTML page for a scored test set, with thumbnails and metrics:",
+            "vadkit report scores -o report.html --videos data/videos -a data/annotations.csv",
+        ),
+        (
+            "Without ground truth or videos (timelines and alerts only):",
+            "vadkit report scores -o report.html",
+        ),
+    ],
     "vadkit-convert": [
         (
             "RTFM's published UCF-Crime checkpoint as a run, then score its public features:",

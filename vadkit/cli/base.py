@@ -41,6 +41,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval_plot", "Frame-level metrics of per-frame scores against ground truth."),
     "plot": ("eval_plot", "Plot scores over ground truth, training curves, ROC/PR, features."),
     "manifest": ("manifest", "Write a labelled CSV manifest from a folder tree (--split)."),
+    "render": ("render", "Draw scores, alerts and evidence on a video: an mp4 for review."),
+    "report": ("report", "One self-contained HTML page to review a batch of scores."),
 }
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
