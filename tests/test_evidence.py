@@ -82,7 +82,7 @@ def test_score_evidence_writes_the_contract(runs, tmp_path):
         rec = meta["extra"]["evidence"]
         assert rec == {
             "file": f"{video}_evidence.npy",
-            "method": "patch-mean",
+            "method": "video-mean",
             "patch_grids": {g: list(v) for g, v in PATCH_GRIDS.items()},
             "patch_frame_size": [480, 840],
             "snippet_length": 16,
@@ -95,7 +95,7 @@ def test_score_evidence_writes_the_contract(runs, tmp_path):
         # the values are the score drops, computed independently one patch at a time
         src = Source(video, ds["features"] / f"{video}.npy")
         bag = source_bag(loaded.model, src, spec=loaded.spec, device=torch.device("cpu"))
-        np.testing.assert_allclose(ev, serial_drops(loaded.model, bag, "patch-mean"), atol=1e-5)
+        np.testing.assert_allclose(ev, serial_drops(loaded.model, bag, "video-mean"), atol=1e-5)
     r = runner.invoke(app, ["eval", str(out), "-a", str(ds["annotations"]), "--json"])
     assert r.exit_code == 0, r.output
 
@@ -146,6 +146,10 @@ def test_evidence_lands_on_the_patch_that_makes_the_score():
     np.testing.assert_allclose(ev[:, 3], (x[0, :, 3, 0] - x[0, :, 3, 0].mean()).numpy(), atol=1e-6)
     np.testing.assert_allclose(
         ev[:, 40], 2 * (x[0, :, 40, 0] - x[0, :, 40, 0].mean()).numpy(), atol=1e-6
+    )
+    mean = patch_evidence(OnePatch(), bag, method="video-mean")
+    np.testing.assert_allclose(
+        mean[:, 3], (x[0, :, 3, 0] - x[0, :, :, 0].mean()).numpy(), atol=1e-6
     )
     others = np.delete(ev, [3, 40], axis=1)
     assert np.abs(others).max() == 0
