@@ -18,7 +18,7 @@ Chance is what a patch picked without looking at the evidence scores:
   separating the overlapping patches from the others, averaged (chance 0.5).
 
 Per scale (`2x3`, `3x5`, `4x7`): the same hit rate with the top patch taken within one grid,
-against that grid's chance. Rows for every evidence method (`vadkit.evidence.METHODS`), on the
+against that grid's chance; then the same per event class. Rows for every evidence method (`vadkit.evidence.METHODS`), on the
 test split and, with `--split both`, the training split too (the model saw those videos, but
 only with video-level labels: it was never told where an event is).
 
@@ -162,14 +162,22 @@ def measure(run, feats: Path, synth: dict, boxes: dict, split: str, methods, siz
             for i, m in enumerate(masks)
         )
         for method in methods:
-            tally = tallies.setdefault(method, Tally(sl))
             t0 = time.perf_counter()
             ev = patch_evidence(run.model, bag, method=method)
-            tally.seconds.append(time.perf_counter() - t0)
-            for i, mask in enumerate(masks):
-                if mask is not None:
-                    tally.add(ev[i], overlaps(px, mask), areas)
+            seconds = time.perf_counter() - t0
+            for key in (method, f"{method} {v['class']}"):
+                tally = tallies.setdefault(key, Tally(sl))
+                tally.seconds.append(seconds)
+                for i, mask in enumerate(masks):
+                    if mask is not None:
+                        tally.add(ev[i], overlaps(px, mask), areas)
     return {"tallies": tallies, "no_visible_event": skipped[0], "videos": skipped[1]}
+
+
+def _row_order(item) -> tuple:
+    """All classes first, then per class; methods in METHODS order."""
+    method, _, cls = item[0].partition(" ")
+    return (bool(cls), cls, list(METHODS).index(method) if method in METHODS else len(METHODS))
 
 
 def print_table(results: dict) -> None:
@@ -179,8 +187,9 @@ def print_table(results: dict) -> None:
     head += "".join(f"  {s:>5} hit/chance" for s in SCALE_LABELS.values()) + "   s/video"
     print(head)
     for split, res in results.items():
-        for method, row in res["rows"].items():
-            cells = f"{split:<6} {method:<13} {row['snippets']:>4} {row['hit']:>6.3f} "
+        rows = sorted(res["rows"].items(), key=_row_order)
+        for method, row in rows:
+            cells = f"{split:<6} {method:<22} {row['snippets']:>4} {row['hit']:>6.3f} "
             cells += f"{row['chance']:>6.3f} {row['area']:>6.3f} "
             cells += f"{row['auc']:>5.3f}" if row["auc"] is not None else "    -"
             for s in row["scales"].values():

@@ -22,6 +22,7 @@ from vadkit.evidence import (
     overlay,
     patch_evidence,
     patch_regions,
+    pixel_boxes,
     read_evidence,
     write_heatmap_png,
 )
@@ -251,3 +252,34 @@ def test_overlay_marks_the_top_patch(tmp_path):
     import cv2
 
     assert cv2.imread(str(p)).shape == (48, 84, 3)
+
+
+def load_benchmark():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "evidence_hit.py"
+    spec = importlib.util.spec_from_file_location("evidence_hit", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_hit_and_chance_definitions():
+    bench = load_benchmark()
+    boxes = {20: (0, 0, 10, 10), 21: (90, 70, 100, 80)}  # two frames of snippet 1
+    masks = bench.event_masks(boxes, [[18, 40]], frames=64, snippets=4, w=100, h=80)
+    assert masks[0] is None and masks[3] is None  # outside the interval
+    assert masks[2] is None  # inside it, but no box: nothing on screen
+    assert masks[1].sum() == 200  # the union of the frame boxes
+    regions = patch_regions({"patch23": [2, 3, 40, 40]}, (80, 120))
+    px = pixel_boxes(regions, 100, 80)
+    hit = bench.overlaps(px, masks[1])
+    assert hit.tolist() == [True, False, False, False, False, True]
+    tally = bench.Tally([("patch23", slice(0, 6))])
+    areas = ((px[:, 2] - px[:, 0]) * (px[:, 3] - px[:, 1])).astype(float)
+    tally.add(np.array([0, 0, 0, 0, 0, 1.0]), hit, areas)  # top patch 5: a hit
+    tally.add(np.array([0, 1.0, 0, 0, 0, 0]), hit, areas)  # top patch 1: a miss
+    row = tally.row()
+    assert row["hit"] == 0.5 and row["chance"] == pytest.approx(2 / 6)
+    assert row["area"] == pytest.approx(areas[[0, 5]].sum() / areas.sum())
+    assert bench.auc(np.array([3.0, 1, 2]), np.array([True, False, False])) == 1.0

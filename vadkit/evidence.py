@@ -8,6 +8,11 @@ each row-major. This module maps those values back onto the video frame.
 The patch frame is the whole video frame resized (no crop), so a patch's box scales linearly
 to the video; a grid whose patches do not divide the patch frame leaves a few pixels at the
 bottom/right uncovered, which get no evidence from that grid.
+
+`patch_evidence` computes the values (see `METHODS`; one batched copy of the video per patch),
+`write_evidence` / `read_evidence` are the file, `evidence_record` the `extra["evidence"]`
+entry of the video's `VID.json` that names it with its method and patch geometry, and
+`overlay` / `write_heatmap_png` draw one snippet's heatmap over a frame.
 """
 
 from __future__ import annotations
