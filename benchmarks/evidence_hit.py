@@ -23,7 +23,10 @@ test split and, with `--split both`, the training split too (the model saw those
 only with video-level labels: it was never told where an event is).
 
     python benchmarks/evidence_hit.py OUT --synth DATA [--split test|train|both]
-        [--checkpoint last] [--device cpu] [--json]
+        [--units logit|score] [--checkpoint last] [--device cpu] [--json]
+
+`--units`: evidence as the drop in the snippet score's log-odds (vadkit's default) or in the
+score itself (where a confident snippet's score saturates and every drop rounds to 0).
 
 `OUT` is a quickstart output (`runs/msip`, `feats/{train,test}`, `data/videos`); `DATA` a
 `vadkit synth` output with `boxes.csv`, made with the quickstart's settings (`vadkit synth -o
@@ -136,7 +139,7 @@ class Tally:
         }
 
 
-def measure(run, feats: Path, synth: dict, boxes: dict, split: str, methods, size) -> dict:
+def measure(run, feats: Path, synth: dict, boxes: dict, split: str, methods, size, units) -> dict:
     """{method: Tally} over the anomalous videos of `split`."""
     w, h = size
     tallies: dict[str, Tally] = {}
@@ -163,7 +166,7 @@ def measure(run, feats: Path, synth: dict, boxes: dict, split: str, methods, siz
         )
         for method in methods:
             t0 = time.perf_counter()
-            ev = patch_evidence(run.model, bag, method=method)
+            ev = patch_evidence(run.model, bag, method=method, units=units)
             seconds = time.perf_counter() - t0
             for key in (method, f"{method} {v['class']}"):
                 tally = tallies.setdefault(key, Tally(sl))
@@ -210,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default="last", choices=("best", "last"))
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--methods", default=",".join(METHODS))
+    ap.add_argument(
+        "--units", choices=("logit", "score"), default="logit", help="drops in log-odds or scores"
+    )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
     n = check_same_videos(a.synth / "videos", a.out / "data" / "videos")
@@ -222,13 +228,16 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     with eval_mode(run.model):
         for split in splits:
-            res = measure(run, a.out / "feats" / split, synth, boxes, split, methods, size)
+            feats = a.out / "feats" / split
+            res = measure(run, feats, synth, boxes, split, methods, size, a.units)
             rows = {m: t.row() for m, t in res.pop("tallies").items()}
             results[split] = {**res, "rows": rows}
     if a.json:
-        print(json.dumps({"videos_identical": n, "checkpoint": str(run.path), **results}, indent=1))
+        head = {"videos_identical": n, "checkpoint": str(run.path), "units": a.units}
+        print(json.dumps({**head, **results}, indent=1))
     else:
         print(f"{n} videos identical to {a.out / 'data/videos'}; run {run.path} ({run.label})")
+        print(f"evidence in {a.units} units (drop in the snippet's {a.units})")
         print_table(results)
     return 0
 

@@ -18,6 +18,7 @@ from vadkit.data import Source
 from vadkit.errors import VadkitError
 from vadkit.evidence import (
     METHODS,
+    compute_evidence,
     is_evidence_file,
     overlay,
     patch_evidence,
@@ -84,6 +85,7 @@ def test_score_evidence_writes_the_contract(runs, tmp_path):
         assert rec == {
             "file": f"{video}_evidence.npy",
             "method": "video-mean",
+            "units": "logit",
             "patch_grids": {g: list(v) for g, v in PATCH_GRIDS.items()},
             "patch_frame_size": [480, 840],
             "snippet_length": 16,
@@ -96,23 +98,29 @@ def test_score_evidence_writes_the_contract(runs, tmp_path):
         # the values are the score drops, computed independently one patch at a time
         src = Source(video, ds["features"] / f"{video}.npy")
         bag = source_bag(loaded.model, src, spec=loaded.spec, device=torch.device("cpu"))
-        np.testing.assert_allclose(ev, serial_drops(loaded.model, bag, "video-mean"), atol=1e-5)
+        np.testing.assert_allclose(ev, serial_drops(loaded.model, bag, "video-mean"), atol=1e-4)
     r = runner.invoke(app, ["eval", str(out), "-a", str(ds["annotations"]), "--json"])
     assert r.exit_code == 0, r.output
 
 
-def serial_drops(model, bag, method):
-    """The replacement methods one copy at a time (what the batched code must equal)."""
+def serial_drops(model, bag, method, units="logit"):
+    """The replacement methods one copy at a time (what the batched code must equal), in the
+    scores' log-odds (float64: these tiny runs do not saturate) or in the scores."""
     x = bag[PATCHES]
     mean = {"patch-mean": x.mean(1, keepdim=True), "video-mean": x.mean((1, 2), keepdim=True),
             "snippet-mean": x.mean(2, keepdim=True), "zero": torch.zeros_like(x)}[method]  # fmt: skip
+
+    def value(b):
+        s = model.scores(b)[0].double()
+        return torch.logit(s) if units == "logit" else s
+
     with torch.no_grad():
-        base = model.scores(bag)[0]
+        base = value(bag)
         cols = []
         for p in range(x.shape[2]):
             y = x.clone()
             y[:, :, p] = mean.expand_as(x)[:, :, p]
-            cols.append(base - model.scores({**bag, PATCHES: y})[0])
+            cols.append(base - value({**bag, PATCHES: y}))
     return torch.stack(cols, 1).numpy()
 
 
@@ -124,9 +132,13 @@ def test_batched_copies_equal_the_serial_ones_at_any_chunk_size(runs, method):
     bag = source_bag(loaded.model, src, spec=loaded.spec, device=torch.device("cpu"))
     want = serial_drops(loaded.model, bag, method)
     for batch_bytes in (1, 10**5, 10**9):  # 49 passes, a few, one
-        got = patch_evidence(loaded.model, bag, method=method, batch_bytes=batch_bytes)
-        np.testing.assert_allclose(got, want, atol=1e-5)
+        got, units = compute_evidence(loaded.model, bag, method=method, batch_bytes=batch_bytes)
+        np.testing.assert_allclose(got, want, atol=1e-4)
+        assert units == "logit"
     assert np.abs(want).max() > 0
+    got, units = compute_evidence(loaded.model, bag, method=method, units="score")
+    np.testing.assert_allclose(got, serial_drops(loaded.model, bag, method, "score"), atol=1e-5)
+    assert units == "score"
 
 
 class OnePatch(torch.nn.Module):
@@ -137,6 +149,38 @@ class OnePatch(torch.nn.Module):
     def scores(self, bag):
         x = bag[PATCHES]
         return x[..., 3, 0] + 2 * x[..., 40, 0] + 0 * bag[CLIP].sum((1, 3))
+
+
+class Saturated(torch.nn.Module):
+    """Scores `sigmoid(40 + feature 0 of patch 3)`: 1.0 in float32 whatever the patches."""
+
+    inputs = (CLIP, PATCHES)
+
+    def __init__(self):
+        super().__init__()
+        self.out = torch.nn.Sigmoid()
+
+    def scores(self, bag):
+        return self.out(40 + bag[PATCHES][..., 3, 0] + 0 * bag[CLIP].sum((1, 3)))
+
+
+def test_log_odds_see_what_a_saturated_score_hides():
+    rng = np.random.default_rng(1)
+    x = torch.from_numpy(rng.standard_normal((1, 5, 49, 4)).astype(np.float32))
+    bag = {CLIP: torch.zeros(1, 1, 5, 4), PATCHES: x}
+    flat, units = compute_evidence(Saturated(), bag, units="score")
+    assert units == "score" and np.abs(flat).max() == 0  # every drop rounds away
+    ev, units = compute_evidence(Saturated(), bag)
+    assert units == "logit"
+    want = (x[0, :, 3, 0] - x[0, :, :, 0].mean()).numpy()
+    np.testing.assert_allclose(ev[:, 3], want, atol=1e-5)
+    assert np.abs(np.delete(ev, 3, axis=1)).max() == 0
+    assert (ev.argmax(1) == 3).sum() == (want > 0).sum()
+    grad, units = compute_evidence(Saturated(), bag, method="grad-input")
+    assert units == "logit"
+    np.testing.assert_allclose(grad[:, 3], x[0, :, 3, 0].numpy(), atol=1e-5)
+    _, units = compute_evidence(OnePatch(), bag)  # no sigmoid: the scores themselves
+    assert units == "score"
 
 
 def test_evidence_lands_on_the_patch_that_makes_the_score():

@@ -132,11 +132,14 @@ def evidence_record(
     patch_grids: Mapping[str, Sequence[int]],
     patch_frame_size: Sequence[int],
     snippet_length: int = SNIPPET_LENGTH,
+    units: str = "logit",
 ) -> dict[str, Any]:
-    """The `extra["evidence"]` entry of a score file's `VID.json`."""
+    """The `extra["evidence"]` entry of a score file's `VID.json` (`units`: what the values
+    measure, the drop in the snippet score's log-odds or in the score; see `compute_evidence`)."""
     return {
         "file": evidence_name(video),
         "method": method,
+        "units": units,
         "patch_grids": {
             g: [int(v) for v in patch_grids[g]] for g in GRID_ORDER if g in patch_grids
         },
@@ -255,66 +258,123 @@ def _baseline(patches: Any, method: str) -> Any:
     return patches.new_zeros((1, 1, patches.shape[-1]))
 
 
+def _log_odds(model: Any, inputs: Mapping[str, Any]) -> tuple[Any, Any]:
+    """`(log-odds or None, scores)` `(b, t)` of one pass: the log-odds are the input of the
+    model's last `nn.Sigmoid` (averaged over crops) when the scores are exactly the crop mean
+    of its sigmoid (RTFM's and MSIP's classifier), None for any other model."""
+    import torch
+
+    last = [m for m in model.modules() if isinstance(m, torch.nn.Sigmoid)][-1:]
+    seen: list[Any] = []
+    handles = [m.register_forward_hook(lambda _m, i, _o: seen.append(i[0])) for m in last]
+    try:
+        s = model.scores(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    b, t = s.shape
+    if len(seen) != 1 or seen[0].numel() % max(1, b * t):
+        return None, s
+    z = seen[0].reshape(b, -1, t)  # (b·n, t, 1) → (b, n, t)
+    if not torch.allclose(torch.sigmoid(z).mean(1), s, rtol=0, atol=1e-6):
+        return None, s
+    return z.mean(1), s
+
+
+def compute_evidence(
+    model: Any,
+    bag: Mapping[str, Any],
+    *,
+    method: str = DEFAULT_METHOD,
+    batch_bytes: int = BATCH_BYTES,
+    units: str = "logit",
+) -> tuple[np.ndarray, str]:
+    """Evidence `(t, P)` float32 of one video's full-length `bag` (batch 1, as
+    `vadkit.data.full_length_bag` makes it) for a model in eval mode that reads patches, and
+    its units: `"logit"` (the drop in the snippet score's log-odds) or `"score"` (in the
+    score itself; asked for, or a model whose log-odds cannot be read).
+
+    Log-odds by default because a confident snippet's score saturates (0.99999 in float32),
+    where every patch's drop in the score rounds to 0, and those are the snippets a user wants
+    located. Replacement methods make one copy of the video per patch, with that patch's
+    feature replaced by the baseline in every snippet, score the copies in batches and return
+    the original minus the copy's value per snippet: a snippet's value also counts its
+    neighbours' patch through the model's temporal layers, and a video costs a few batched
+    forward passes, not P x t."""
+    from vadkit.models.common import PATCHES
+
+    if method not in METHODS:
+        raise VadkitError(f"unknown evidence method {method!r}; choose {', '.join(METHODS)}")
+    if units not in ("logit", "score"):
+        raise VadkitError(f"unknown evidence units {units!r}; choose logit or score")
+    if PATCHES not in getattr(model, "inputs", ()):
+        raise VadkitError(
+            f"evidence needs a model that reads patches; {type(model).__name__} reads none"
+        )
+    inputs = {k: bag[k] for k in model.inputs}
+
+    def value(x: Mapping[str, Any]) -> tuple[Any, Any]:
+        z, s = _log_odds(model, x) if units == "logit" else (None, model.scores(x))
+        return z, s
+
+    if method == "grad-input":
+        return _grad_input(value, inputs)
+    return _replacement(value, inputs, method, batch_bytes)
+
+
+def _replacement(value, inputs: dict[str, Any], method: str, batch_bytes: int):
+    import torch
+
+    from vadkit.models.common import PATCHES
+
+    patches = inputs[PATCHES]  # (1, t, P, d)
+    _, t, p, d = patches.shape
+    per_copy = sum(v[0].numel() for v in inputs.values()) * 4 * _ACTIVATION_FACTOR
+    chunk = int(max(1, min(p, batch_bytes // max(1, per_copy))))
+    with torch.no_grad():
+        base_z, base_s = value(inputs)  # (1, t)
+        replace = _baseline(patches[0], method).expand(t, p, d)
+        drops_z, drops_s = [], []
+        for start in range(0, p, chunk):
+            idx = torch.arange(start, min(p, start + chunk), device=patches.device)
+            k = int(idx.shape[0])
+            copies = {key: v.repeat(k, *([1] * (v.dim() - 1))) for key, v in inputs.items()}
+            rows = torch.arange(k, device=idx.device)
+            copies[PATCHES][rows, :, idx] = replace[:, idx].transpose(0, 1)
+            z, s = value(copies)  # (k, t)
+            drops_s.append(base_s - s)
+            drops_z.append(None if z is None or base_z is None else base_z - z)
+    if all(z is not None for z in drops_z):
+        return torch.cat(drops_z).T.float().cpu().numpy(), "logit"
+    return torch.cat(drops_s).T.float().cpu().numpy(), "score"
+
+
+def _grad_input(value, inputs: dict[str, Any]) -> tuple[np.ndarray, str]:
+    """Gradient x input: `sum_d x * d(sum_i v_i)/dx` per snippet and patch, v the log-odds
+    (or scores), one backward pass (a first-order estimate of the drop when a patch's feature
+    goes to zero)."""
+    import torch
+
+    from vadkit.models.common import PATCHES
+
+    with torch.enable_grad():
+        x = inputs[PATCHES].detach().clone().requires_grad_(True)
+        z, s = value({**inputs, PATCHES: x})
+        (grad,) = torch.autograd.grad((s if z is None else z).sum(), x)
+    ev = (grad * x.detach()).sum(-1)[0].float().cpu().numpy()
+    return ev, "score" if z is None else "logit"
+
+
 def patch_evidence(
     model: Any,
     bag: Mapping[str, Any],
     *,
     method: str = DEFAULT_METHOD,
     batch_bytes: int = BATCH_BYTES,
+    units: str = "logit",
 ) -> np.ndarray:
-    """Evidence `(t, P)` float32 of one video's full-length `bag` (batch 1, as
-    `vadkit.data.full_length_bag` makes it) for a model in eval mode that reads patches.
-
-    Replacement methods make one copy of the video per patch, with that patch's feature
-    replaced by the baseline in every snippet, score the copies in batches and return the
-    original score minus the copy's score per snippet: a snippet's value also counts its
-    neighbours' patch through the model's temporal layers, and a video costs a few batched
-    forward passes, not P x t."""
-    import torch
-
-    from vadkit.models.common import PATCHES
-
-    if method not in METHODS:
-        raise VadkitError(f"unknown evidence method {method!r}; choose {', '.join(METHODS)}")
-    if PATCHES not in getattr(model, "inputs", ()):
-        raise VadkitError(
-            f"evidence needs a model that reads patches; {type(model).__name__} reads none"
-        )
-    if method == "grad-input":
-        return _grad_input(model, bag)
-    inputs = {k: bag[k] for k in model.inputs}
-    patches = inputs[PATCHES]  # (1, t, P, d)
-    _, t, p, d = patches.shape
-    per_copy = sum(v[0].numel() for v in inputs.values()) * 4 * _ACTIVATION_FACTOR
-    chunk = int(max(1, min(p, batch_bytes // max(1, per_copy))))
-    with torch.no_grad():
-        base = model.scores(inputs)[0]  # (t,)
-        replace = _baseline(patches[0], method).expand(t, p, d)
-        drops = []
-        for start in range(0, p, chunk):
-            idx = torch.arange(start, min(p, start + chunk), device=patches.device)
-            k = int(idx.shape[0])
-            copies = {key: v.repeat(k, *([1] * (v.dim() - 1))) for key, v in inputs.items()}
-            copies[PATCHES][torch.arange(k, device=idx.device), :, idx] = replace[:, idx].transpose(
-                0, 1
-            )
-            drops.append(base[None] - model.scores(copies))  # (k, t)
-    return torch.cat(drops).T.float().cpu().numpy()
-
-
-def _grad_input(model: Any, bag: Mapping[str, Any]) -> np.ndarray:
-    """Gradient x input: `sum_d x * d(sum_i s_i)/dx` per snippet and patch, one backward pass
-    (a first-order estimate of the drop when a patch's feature goes to zero)."""
-    import torch
-
-    from vadkit.models.common import PATCHES
-
-    inputs = {k: bag[k] for k in model.inputs}
-    with torch.enable_grad():
-        x = inputs[PATCHES].detach().clone().requires_grad_(True)
-        inputs[PATCHES] = x
-        (grad,) = torch.autograd.grad(model.scores(inputs).sum(), x)
-    return (grad * x.detach()).sum(-1)[0].float().cpu().numpy()
+    """The values of `compute_evidence` (see there), without their units."""
+    return compute_evidence(model, bag, method=method, batch_bytes=batch_bytes, units=units)[0]
 
 
 # ---------------------------------------------------------------- pictures

@@ -20,10 +20,10 @@ from vadkit.data import Source
 from vadkit.devices import resolve_device
 from vadkit.errors import VadkitError
 from vadkit.evidence import (
+    compute_evidence,
     evidence_name,
     evidence_record,
     is_evidence_file,
-    patch_evidence,
     write_evidence,
 )
 from vadkit.inference import (  # noqa: F401  (re-exported: the scoring API)
@@ -353,11 +353,13 @@ def video_evidence(run: Run, src: Source, out: Path, method: str) -> tuple[np.nd
     start = perf_counter()
     with torch.no_grad():
         s = run.model.scores(bag)[0].float().cpu().numpy()
-    values = patch_evidence(run.model, bag, method=method)
+    values, units = compute_evidence(run.model, bag, method=method)
     grids = {
         g: meta.patch_grids[g] for g in run.model.patch_files(run.model.stage, run.model.config)
     }
-    record = evidence_record(src.video, method, grids, meta.patch_frame_size, meta.snippet_length)
+    record = evidence_record(
+        src.video, method, grids, meta.patch_frame_size, meta.snippet_length, units=units
+    )
     return s, Evidence(values, record, perf_counter() - start)
 
 
