@@ -354,6 +354,11 @@ def video_evidence(run: Run, src: Source, out: Path, method: str) -> tuple[np.nd
     with torch.no_grad():
         s = run.model.scores(bag)[0].float().cpu().numpy()
     values, units = compute_evidence(run.model, bag, method=method)
+    if not np.isfinite(values).all():
+        raise VadkitError(
+            f"video {src.video} ({src.path}): the evidence holds NaN or inf; nothing written "
+            f"(check the checkpoint {run.path})"
+        )
     grids = {
         g: meta.patch_grids[g] for g in run.model.patch_files(run.model.stage, run.model.config)
     }
