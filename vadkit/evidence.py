@@ -105,7 +105,7 @@ METHODS: dict[str, str] = {
     "snippet-mean": "drop when the patch's feature is replaced by its snippet's mean patch",
     "patch-mean": "drop when the patch's feature is replaced by that patch's mean over the video",
     "zero": "drop when the patch's feature is replaced by zeros",
-    "grad-input": "gradient x input of the summed snippet scores (one backward pass)",
+    "grad-input": "gradient x input of the summed snippet log-odds (one backward pass)",
 }
 DEFAULT_METHOD = "video-mean"
 
