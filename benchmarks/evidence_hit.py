@@ -18,18 +18,19 @@ Chance is what a patch picked without looking at the evidence scores:
   separating the overlapping patches from the others, averaged (chance 0.5).
 
 Per scale (`2x3`, `3x5`, `4x7`): the same hit rate with the top patch taken within one grid,
-against that grid's chance; then the same per event class. Rows for every evidence method (`vadkit.evidence.METHODS`), on the
-test split and, with `--split both`, the training split too (the model saw those videos, but
-only with video-level labels: it was never told where an event is).
+against that grid's chance; then the same per event class. Rows for every evidence method
+(`vadkit.evidence.METHODS`), on the test split and, with `--split both`, the training split
+too (the model saw those videos, but only with video-level labels: never where an event is).
 
-    python benchmarks/evidence_hit.py OUT --synth DATA [--split test|train|both]
+    python benchmarks/evidence_hit.py OUT [--synth DATA] [--split test|train|both]
         [--units logit|score] [--checkpoint last] [--device cpu] [--json]
 
 `--units`: evidence as the drop in the snippet score's log-odds (vadkit's default) or in the
 score itself (where a confident snippet's score saturates and every drop rounds to 0).
 
-`OUT` is a quickstart output (`runs/msip`, `feats/{train,test}`, `data/videos`); `DATA` a
-`vadkit synth` output with `boxes.csv`, made with the quickstart's settings (`vadkit synth -o
+`OUT` is a quickstart output (`runs/msip`, `feats/{train,test}`, `data/videos`); `DATA`
+(default `OUT/data`, which has `boxes.csv` when this vadkit made it) a `vadkit synth` output
+with `boxes.csv`, made with the quickstart's settings (`vadkit synth -o
 DATA --videos-train 48 --videos-test 12 --size 160x120 --frames 128 --seed 0`); its videos
 must be byte-identical to `OUT/data/videos` (checked), so that the boxes are those of the
 videos the features were extracted from.
@@ -208,7 +209,9 @@ def print_table(results: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", type=Path, help="quickstart output (runs/msip, feats/, data/)")
-    ap.add_argument("--synth", type=Path, required=True, help="vadkit synth output with boxes.csv")
+    ap.add_argument(
+        "--synth", type=Path, help="vadkit synth output with boxes.csv [OUT/data]", default=None
+    )
     ap.add_argument("--split", choices=("test", "train", "both"), default="test")
     ap.add_argument("--checkpoint", default="last", choices=("best", "last"))
     ap.add_argument("--device", default="cpu")
@@ -218,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args(argv)
+    a.synth = a.synth or a.out / "data"
+    if not (a.synth / "boxes.csv").is_file():
+        raise SystemExit(
+            f"evidence_hit: {a.synth / 'boxes.csv'} not found; regenerate the synthetic data with "
+            "this vadkit (same settings and seed) and pass it as --synth"
+        )
     n = check_same_videos(a.synth / "videos", a.out / "data" / "videos")
     synth = json.loads((a.synth / "synth.json").read_text())
     size = (synth["settings"]["width"], synth["settings"]["height"])
