@@ -148,6 +148,7 @@ def test_cli_writes_the_dataset_and_reports_json(tmp_path):
     assert summary["videos"] == 4 and summary["anomalous_videos"] == 2
     assert summary["settings"]["seed"] == 7
     assert summary["settings"]["event_length"] == [0.25, 0.5]
+    assert summary["boxes"].endswith("boxes.csv") and (out / "boxes.csv").is_file()
     meta = json.loads((out / "synth.json").read_text())
     for v in meta["videos"]:
         for s, e in v["intervals"]:
@@ -204,3 +205,30 @@ def test_preset_cli_sets_size_and_options_override_it(tmp_path):
     assert (settings["width"], settings["height"], settings["figure_scale"]) == (280, 160, 0.5)
     r = CliRunner().invoke(app, ["synth", "-o", str(tmp_path / "x"), "--figure-scale", "5"])
     assert r.exit_code == 2 and "figure-scale" in r.output
+
+
+def test_boxes_mark_the_event_in_every_frame_that_shows_it(tiny):
+    from vadkit.synth import mask_box, read_boxes
+
+    boxes = read_boxes(tiny / "boxes.csv")
+    meta = json.loads((tiny / "synth.json").read_text())
+    assert meta["boxes"].startswith("boxes.csv")
+    plans = {p.video: p for p in plan_dataset(TINY)}
+    abnormal = {v for v, p in plans.items() if p.label}
+    assert set(boxes) == abnormal and {plans[v].split for v in boxes} == {"train", "test"}
+    for video, frames in boxes.items():
+        ((start, end),) = plans[video].intervals
+        assert all(start <= f <= end for f in frames)
+        for x0, y0, x1, y1 in frames.values():
+            assert 0 <= x0 < x1 <= TINY.width and 0 <= y0 < y1 <= TINY.height
+    video = sorted(abnormal)[0]
+    want = {}
+    for t, (_, mask) in enumerate(render_video(plans[video], TINY)):
+        if mask.any():
+            want[t] = mask_box(mask)
+            ys, xs = np.nonzero(mask)
+            assert want[t] == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert boxes[video] == want and len(want) >= 3
+    assert mask_box(np.zeros((4, 4), bool)) is None
+    with pytest.raises(VadkitError, match="not a synth boxes file"):
+        read_boxes(tiny / "annotations.csv")

@@ -66,6 +66,25 @@ def eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
         model.train(was_training)
 
 
+def source_bag(
+    model: torch.nn.Module,
+    src: Source,
+    *,
+    spec: FeatureSpec,
+    device: torch.device,
+    what: str = "the checkpoint",
+) -> dict[str, torch.Tensor]:
+    """One video's full-length bag of the inputs `model` reads (its patch grids only), with
+    `src.meta` filled in. A file that cannot be read, does not fit `spec` or holds NaN/inf is
+    a VadkitError naming it."""
+    patches = PATCHES in model.inputs
+    files = model.patch_files(model.stage, model.config) if patches else ()
+    clip, patch = load_source(src, patches=files or patches)  # only the grids the model reads
+    check_features(src, clip.shape, spec, what=what, patches=patches)
+    check_finite(src, clip, patch)
+    return full_length_bag(clip, patch, device)
+
+
 @torch.no_grad()
 def source_scores(
     model: torch.nn.Module,
@@ -76,14 +95,8 @@ def source_scores(
     what: str = "the checkpoint",
 ) -> np.ndarray:
     """Snippet scores `(t,)` of one video on the full snippet sequence (the caller puts the
-    model in eval mode). A file that cannot be read, does not fit `spec` or holds NaN/inf is
-    a VadkitError naming it."""
-    patches = PATCHES in model.inputs
-    files = model.patch_files(model.stage, model.config) if patches else ()
-    clip, patch = load_source(src, patches=files or patches)  # only the grids the model reads
-    check_features(src, clip.shape, spec, what=what, patches=patches)
-    check_finite(src, clip, patch)
-    bag = full_length_bag(clip, patch, device)
+    model in eval mode); errors as `source_bag`."""
+    bag = source_bag(model, src, spec=spec, device=device, what=what)
     return model.scores(bag)[0].float().cpu().numpy()
 
 
@@ -124,5 +137,6 @@ __all__ = [
     "frame_scores",
     "snippet_scores",
     "snippet_to_frame_scores",
+    "source_bag",
     "source_scores",
 ]

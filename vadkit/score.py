@@ -19,12 +19,20 @@ import torch
 from vadkit.data import Source
 from vadkit.devices import resolve_device
 from vadkit.errors import VadkitError
+from vadkit.evidence import (
+    compute_evidence,
+    evidence_name,
+    evidence_record,
+    is_evidence_file,
+    write_evidence,
+)
 from vadkit.inference import (  # noqa: F401  (re-exported: the scoring API)
     check_features,
     eval_mode,
     frame_scores,
     snippet_scores,
     snippet_to_frame_scores,
+    source_bag,
     source_scores,
 )
 from vadkit.io.artifacts import check_video_name, prepare_output_dir
@@ -250,11 +258,17 @@ def prepare_score_dir(
 # ---------------------------------------------------------------- scoring
 
 
-def score_source(run: Run, src: Source, out: Path) -> dict[str, Any]:
-    """Score one video and write `OUT/VID.npy` + `OUT/VID.json`; its summary row. Bad input
-    is a VadkitError; a failed write is a `WriteError` (it stops a batch)."""
+def score_source(
+    run: Run, src: Source, out: Path, *, evidence: str | None = None
+) -> dict[str, Any]:
+    """Score one video and write `OUT/VID.npy` + `OUT/VID.json` (and, with an `evidence`
+    method, `OUT/VID_evidence.npy`, see `vadkit.evidence`); its summary row. Bad input is a
+    VadkitError; a failed write is a `WriteError` (it stops a batch)."""
     check_video_name(src.video, f"{src.path}: ")
-    s = source_scores(run.model, src, spec=run.spec, device=run.device)
+    if evidence is None:
+        s, ev = source_scores(run.model, src, spec=run.spec, device=run.device), None
+    else:
+        s, ev = video_evidence(run, src, out, evidence)
     bad = int((~np.isfinite(s)).sum())
     if bad:
         raise VadkitError(
@@ -273,13 +287,18 @@ def score_source(run: Run, src: Source, out: Path) -> dict[str, Any]:
         extra={"checkpoint": str(run.path), "step": run.meta.get("step")},
     )
     try:
+        if ev is not None:
+            meta.extra["evidence"] = ev.record
+            write_evidence(out, src.video, ev.values)  # before VID.json, which points at it
         path = write_scores(out, meta, frames)
+        if ev is None:
+            _drop_stale_evidence(out, src.video)
     except OSError as e:
         raise WriteError(
             f"{e.filename or out}: cannot write the scores of {src.video} "
             f"({(e.strerror or str(e)).lower()})"
         ) from None
-    return {
+    row = {
         "video": src.video,
         "status": "scored",
         "path": str(path),
@@ -287,6 +306,73 @@ def score_source(run: Run, src: Source, out: Path) -> dict[str, Any]:
         "frames": meta.frame_count,
         "max_score": float(frames.max()) if frames.size else None,
     }
+    if ev is not None:
+        row["evidence"] = str(out / evidence_name(src.video))
+        row["evidence_seconds"] = round(ev.seconds, 4)
+    return row
+
+
+@dataclass
+class Evidence:
+    """One video's evidence `(t, P)`, its `extra["evidence"]` record and its cost."""
+
+    values: np.ndarray
+    record: dict[str, Any]
+    seconds: float
+
+
+def check_evidence_run(run: Run) -> None:
+    """Refuse `--evidence` for a model that reads no patches, naming it."""
+    if PATCHES not in run.model.inputs:
+        raise VadkitError(
+            f"--evidence needs a run whose model reads MSIP's patch features (msip stage 2); "
+            f"{run.label} ({run.path}) reads clip features only, so there is no patch to "
+            "measure"
+        )
+
+
+def video_evidence(run: Run, src: Source, out: Path, method: str) -> tuple[np.ndarray, Evidence]:
+    """Snippet scores `(t,)` and the `Evidence` of one video (see `vadkit.evidence`)."""
+    from time import perf_counter
+
+    check_evidence_run(run)
+    taken = out / evidence_name(src.video)
+    if taken.with_suffix(".json").exists():
+        raise VadkitError(
+            f"video {src.video}: {taken} is the score file of another video ({taken.stem}); "
+            "score these videos into separate directories"
+        )
+    bag = source_bag(run.model, src, spec=run.spec, device=run.device)
+    meta = src.meta
+    if meta is None or not meta.patch_grids or not meta.patch_frame_size:
+        raise VadkitError(
+            f"{src.path}: no feature metadata with the patch geometry (patch_grids, "
+            "patch_frame_size), so evidence cannot be placed in the frame; extract the video "
+            "with `vadkit extract`"
+        )
+    start = perf_counter()
+    with torch.no_grad():
+        s = run.model.scores(bag)[0].float().cpu().numpy()
+    values, units = compute_evidence(run.model, bag, method=method)
+    if not np.isfinite(values).all():
+        raise VadkitError(
+            f"video {src.video} ({src.path}): the evidence holds NaN or inf; nothing written "
+            f"(check the checkpoint {run.path})"
+        )
+    grids = {
+        g: meta.patch_grids[g] for g in run.model.patch_files(run.model.stage, run.model.config)
+    }
+    record = evidence_record(
+        src.video, method, grids, meta.patch_frame_size, meta.snippet_length, units=units
+    )
+    return s, Evidence(values, record, perf_counter() - start)
+
+
+def _drop_stale_evidence(out: Path, video: str) -> None:
+    """Scored without --evidence: an earlier run's `VID_evidence.npy` no longer matches."""
+    stale = out / evidence_name(video)
+    if is_evidence_file(stale):
+        stale.unlink()
 
 
 class WriteError(VadkitError):
@@ -304,17 +390,22 @@ def score_to_dir(
     *,
     progress: Callable[[int, int, str], None] | None = None,
     keep_going: bool = False,
+    evidence: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Write `OUT/VID.npy` + `OUT/VID.json` per video; return one summary row per video.
+    """Write `OUT/VID.npy` + `OUT/VID.json` per video (and `OUT/VID_evidence.npy` with an
+    `evidence` method, a name of `vadkit.evidence.METHODS`; refused at once for a model that
+    reads no patches); return one summary row per video.
 
     With `keep_going`, a video that cannot be scored (unreadable or unfit features, NaN)
     gets a row with `"status": "failed"` and its `error`, and the others are scored; without
     it the first such VadkitError is raised. A failed write always stops the run."""
+    if evidence is not None:
+        check_evidence_run(run)
     rows = []
     with eval_mode(run.model):
         for i, src in enumerate(sources):
             try:
-                rows.append(score_source(run, src, Path(out)))
+                rows.append(score_source(run, src, Path(out), evidence=evidence))
             except WriteError:
                 raise
             except VadkitError as e:

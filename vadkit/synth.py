@@ -27,6 +27,9 @@ Outputs of `synthesize(out_dir, config)`:
                              frames, one row per anomalous interval, one row with empty start/end
                              per normal video;
 - ``Temporal_Anomaly_Annotation.txt``  the same test ground truth in UCF-Crime's format;
+- ``boxes.csv``              ``video,frame,x0,y0,x1,y1``: where the event is, for every frame of
+                             every anomalous video (train and test) in which its figures are on
+                             screen: the bounding box of their pixels, 0-based, x1/y1 exclusive;
 - ``synth.json``             settings, seed, vadkit version and a description of every video.
 """
 
@@ -794,8 +797,8 @@ def synthesize(
     previous = _check_out_dir(out)
     plans = plan_dataset(config)
     try:
-        _write_videos(out / "videos", plans, config, previous, on_video)
-        _write_ground_truth(out, plans, config)
+        boxes = _write_videos(out / "videos", plans, config, previous, on_video)
+        _write_ground_truth(out, plans, config, boxes)
     except OSError as e:
         reason = (e.strerror or type(e).__name__).lower()
         raise VadkitError(f"{out}: cannot write the synthetic dataset ({reason})") from None
@@ -806,6 +809,7 @@ def synthesize(
         "test": str(out / "test.csv"),
         "annotations": str(out / "annotations.csv"),
         "ucf_annotations": str(out / "Temporal_Anomaly_Annotation.txt"),
+        "boxes": str(out / "boxes.csv"),
         "metadata": str(out / "synth.json"),
         "train_videos": sum(p.split == "train" for p in plans),
         "test_videos": sum(p.split == "test" for p in plans),
@@ -814,17 +818,61 @@ def synthesize(
     }
 
 
+BOXES_HEADER = "video,frame,x0,y0,x1,y1"
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """Bounding box `(x0, y0, x1, y1)` (x1/y1 exclusive) of a mask's True pixels; None if none."""
+    cols, rows = np.flatnonzero(mask.any(0)), np.flatnonzero(mask.any(1))
+    if cols.size == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
+def _frames_and_boxes(
+    plan: VideoPlan, config: SynthConfig, boxes: list[str]
+) -> Iterator[np.ndarray]:
+    """The frames of `plan`, appending a `boxes.csv` row per frame that shows its event."""
+    for t, (frame, mask) in enumerate(render_video(plan, config)):
+        box = mask_box(mask) if plan.label else None
+        if box is not None:
+            boxes.append(f"{plan.video},{t}," + ",".join(map(str, box)))
+        yield frame
+
+
+def read_boxes(path: str | os.PathLike) -> dict[str, dict[int, tuple[int, int, int, int]]]:
+    """`boxes.csv` as `{video: {frame: (x0, y0, x1, y1)}}` (pixels, x1/y1 exclusive)."""
+    p = Path(path)
+    try:
+        lines = p.read_text().splitlines()
+    except OSError as e:
+        raise VadkitError(f"{p}: cannot read the event boxes ({e.strerror or e})") from None
+    if not lines or lines[0] != BOXES_HEADER:
+        raise VadkitError(f"{p}: not a synth boxes file (header {BOXES_HEADER!r})")
+    out: dict[str, dict[int, tuple[int, int, int, int]]] = {}
+    for n, line in enumerate(lines[1:], start=2):
+        video, *rest = line.split(",")
+        try:
+            frame, x0, y0, x1, y1 = (int(v) for v in rest)
+        except ValueError:
+            raise VadkitError(f"{p}:{n}: expected {BOXES_HEADER}, got {line!r}") from None
+        out.setdefault(video, {})[frame] = (x0, y0, x1, y1)
+    return out
+
+
 def _write_videos(
     videos: Path,
     plans: Sequence[VideoPlan],
     config: SynthConfig,
     previous: Sequence[str],
     on_video: Callable[[VideoPlan], None] | None,
-) -> None:
+) -> list[str]:
+    """Write every video; the `boxes.csv` rows of their events."""
+    boxes: list[str] = []
     for plan in plans:
         n = _write_mp4(
             videos / f"{plan.video}.mp4",
-            (frame for frame, _ in render_video(plan, config)),
+            _frames_and_boxes(plan, config, boxes),
             config.fps,
             (config.width, config.height),
         )
@@ -837,11 +885,14 @@ def _write_videos(
         if stale not in current:
             with contextlib.suppress(OSError):
                 (videos / f"{stale}.mp4").unlink()
+    return boxes
 
 
-def _write_ground_truth(out: Path, plans: Sequence[VideoPlan], config: SynthConfig) -> None:
-    """The manifests, both annotation files and synth.json (written last: it marks the
-    directory as a complete synth output)."""
+def _write_ground_truth(
+    out: Path, plans: Sequence[VideoPlan], config: SynthConfig, boxes: Sequence[str]
+) -> None:
+    """The manifests, both annotation files, the event boxes and synth.json (written last: it
+    marks the directory as a complete synth output)."""
     from vadkit.io.manifest import Entry, write_manifest
 
     videos = out / "videos"
@@ -853,6 +904,7 @@ def _write_ground_truth(out: Path, plans: Sequence[VideoPlan], config: SynthConf
     csv_text, ucf_text = annotation_rows(plans)
     save_text(out / "annotations.csv", csv_text)
     save_text(out / "Temporal_Anomaly_Annotation.txt", ucf_text)
+    save_text(out / "boxes.csv", "\n".join([BOXES_HEADER, *boxes]) + "\n")
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -860,6 +912,8 @@ def _write_ground_truth(out: Path, plans: Sequence[VideoPlan], config: SynthConf
         "seed": config.seed,
         "settings": config.settings(),
         "frame_indexing": "0-based, inclusive intervals (annotations.csv and the UCF-style file)",
+        "boxes": "boxes.csv: video,frame,x0,y0,x1,y1 per frame showing an event (pixels, 0-based, "
+        "x1/y1 exclusive; train and test)",
         "videos": [dict(p.describe(), frames=config.frames) for p in plans],
     }
     save_json(out / "synth.json", meta)

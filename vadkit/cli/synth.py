@@ -114,7 +114,8 @@ def synth(
     quiet: _Quiet = False,
 ) -> None:
     """Write synthetic surveillance videos (videos/*.mp4), train.csv / test.csv manifests,
-    annotations.csv, a UCF-Crime style Temporal_Anomaly_Annotation.txt and synth.json."""
+    annotations.csv, a UCF-Crime style Temporal_Anomaly_Annotation.txt, boxes.csv (where
+    each event is, per frame: video,frame,x0,y0,x1,y1 in pixels) and synth.json."""
     w, h = _parse_size(size) if size is not None else (None, None)
     config = preset_config(
         preset.value,

@@ -21,6 +21,8 @@ import typer
 
 from vadkit.cli.base import app
 from vadkit.errors import VadkitError
+from vadkit.evidence import DEFAULT_METHOD as EVIDENCE_DEFAULT
+from vadkit.evidence import METHODS as EVIDENCE_METHODS
 from vadkit.io.annotations import FORMATS
 from vadkit.models import LOSS_NAMES, LOSS_VARIANTS, list_models
 from vadkit.recipes import list_recipes
@@ -342,6 +344,23 @@ DiscardOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+EvidenceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--evidence",
+        help="Also write VID_evidence.npy (snippets x patches): how much each MSIP patch raises "
+        "the snippet's score (runs whose model reads patches only).",
+    ),
+]
+EvidenceMethod = Enum("EvidenceMethod", {n: n for n in EVIDENCE_METHODS}, type=str)
+EvidenceMethodOpt = Annotated[
+    EvidenceMethod,
+    typer.Option(
+        help="How --evidence measures a patch: "
+        + "; ".join(f"{k}: {v}" for k, v in EVIDENCE_METHODS.items())
+        + "."
+    ),
+]
 
 
 @app.command("score")
@@ -367,18 +386,25 @@ def score_command(
     device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
     quiet: QuietOpt = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON summary.")] = False,
+    evidence: EvidenceOpt = False,
+    evidence_method: EvidenceMethodOpt = EvidenceMethod(EVIDENCE_DEFAULT),
 ) -> None:
     """Per-frame anomaly scores of every input video, one VID.npy (+ VID.json) each.
 
     A video that cannot be scored (unreadable or unfit features, NaN) is named at the end and
     the others are scored; then the exit status is 1. Video inputs are extracted first, with
     the run's extraction settings, into --features (default OUT/features, kept for the next
-    run) unless --discard-features."""
-    from vadkit.score import collect_inputs, load_run, prepare_score_dir
+    run) unless --discard-features. With --evidence (MSIP stage-2 runs), VID_evidence.npy
+    beside each score file says which patches raised each snippet's score; VID.json's
+    extra.evidence records the method and the patch geometry."""
+    from vadkit.score import check_evidence_run, collect_inputs, load_run, prepare_score_dir
 
     if features is not None and discard_features:
         raise typer.BadParameter("give --features or --discard-features, not both")
     loaded = load_run(run, checkpoint=checkpoint.value, device=device)
+    method = evidence_method.value if evidence else None
+    if evidence:
+        check_evidence_run(loaded)
     found = collect_inputs(inputs, features=features)
     prepare_score_dir(out, loaded, found)
     for note in found.notes:
@@ -390,9 +416,9 @@ def score_command(
             sources = sources + _extract(
                 loaded, found.videos, target, device, weights, quiet, failed
             )
-            rows = _score(loaded, sources, out, quiet)
+            rows = _score(loaded, sources, out, quiet, method)
     else:
-        rows = _score(loaded, sources, out, quiet)
+        rows = _score(loaded, sources, out, quiet, method)
     rows += failed
     _report_score(loaded, out, rows, json_out)
 
@@ -441,7 +467,7 @@ def _extract(loaded, videos: list[Path], target: Path, device, weights, quiet, f
         )  # fmt: skip
 
 
-def _score(loaded, sources: list, out: Path, quiet: bool) -> list[dict]:
+def _score(loaded, sources: list, out: Path, quiet: bool, evidence: str | None) -> list[dict]:
     from vadkit.cli.progress import ProgressReporter
     from vadkit.score import score_to_dir
 
@@ -454,7 +480,7 @@ def _score(loaded, sources: list, out: Path, quiet: bool) -> list[dict]:
             rep.advance(i - done[0], item=video)
             done[0] = i
 
-        rows = score_to_dir(loaded, sources, out, progress=step, keep_going=True)
+        rows = score_to_dir(loaded, sources, out, progress=step, keep_going=True, evidence=evidence)
     return rows
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from vadkit import __version__
 from vadkit.errors import VadkitError
+from vadkit.evidence import is_evidence_file
 from vadkit.io.artifacts import check_video_name
 from vadkit.io.atomic import TMP_PREFIX, save_json, save_npy
 
@@ -60,7 +61,8 @@ def write_scores(directory: str | os.PathLike, meta: ScoreMeta, frame_scores: np
 
 
 def read_scores(directory: str | os.PathLike) -> dict[str, tuple[np.ndarray, ScoreMeta | None]]:
-    """All `VID.npy` in `directory` (sorted by name) with their metadata when present.
+    """All `VID.npy` in `directory` (sorted by name) with their metadata when present; the
+    evidence files `VID_evidence.npy` that `vadkit score --evidence` writes are not scores.
 
     Arrays keep their float32/float64 dtype (so evaluating 10 M frames costs no float64 copy);
     integer and boolean arrays become float64. Errors on NaN/inf, non-1-D, complex, string and
@@ -74,6 +76,8 @@ def read_scores(directory: str | os.PathLike) -> dict[str, tuple[np.ndarray, Sco
     out: dict[str, tuple[np.ndarray, ScoreMeta | None]] = {}
     for p in sorted(d.glob("*.npy")):
         if p.name.startswith(TMP_PREFIX):  # a file still being written; `.cam1.npy` is a video
+            continue
+        if is_evidence_file(p):  # VID_evidence.npy beside VID.npy (`vadkit score --evidence`)
             continue
         arr = _read_array(p)
         j = p.with_suffix(".json")
