@@ -4,25 +4,16 @@
 scores as `vadkit score` writes them, optionally evidence files following the contract of
 `vadkit score --evidence` (`VID_evidence.npy` `(snippets, P)` plus `extra["evidence"]` in
 `VID.json`), and a CSV annotation.
-
-`evidence_contract(monkeypatch)` makes a checkout that predates the evidence engineer's
-`vadkit.evidence.read_evidence` (and `read_scores` skipping `*_evidence.npy`) read those files
-per the contract; where the real functions exist it changes nothing.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 import vadkit.evidence as ev
-import vadkit.io.scores as scores_io
-from vadkit.errors import VadkitError
 from vadkit.io.scores import ScoreMeta, write_scores
 from vadkit.opencv import cv2
 
@@ -100,34 +91,3 @@ def make_batch(
     ann = root / "annotations.csv"
     ann.write_text("\n".join(lines) + "\n")
     return sdir, vdir, ann
-
-
-def _read_evidence(scores_dir, video):
-    """The evidence file contract, read as documented (for checkouts without the reader)."""
-    d = Path(scores_dir)
-    meta = json.loads((d / f"{video}.json").read_text())
-    info = (meta.get("extra") or {}).get("evidence")
-    if not info:
-        return None
-    arr = np.load(d / info["file"], allow_pickle=False)
-    return arr, ev.patch_regions(info["patch_grids"], info["patch_frame_size"])
-
-
-def evidence_contract(monkeypatch) -> None:
-    if not hasattr(ev, "read_evidence"):
-        monkeypatch.setattr(ev, "read_evidence", _read_evidence, raising=False)
-    original = scores_io.read_scores
-
-    def read_scores(directory):
-        try:
-            return original(directory)
-        except VadkitError as e:
-            if "_evidence.npy" not in str(e):
-                raise
-        with tempfile.TemporaryDirectory() as tmp:  # the score files alone
-            for p in Path(directory).iterdir():
-                if not p.name.endswith("_evidence.npy"):
-                    os.symlink(p.resolve(), Path(tmp) / p.name)
-            return original(tmp)
-
-    monkeypatch.setattr(scores_io, "read_scores", read_scores)

@@ -7,7 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from review_data import Clip, evidence_contract, make_batch
+from review_data import Clip, make_batch
 from typer.testing import CliRunner
 
 from vadkit.alerts import AlertRule
@@ -92,7 +92,6 @@ def test_render_one_frame_as_an_image(tmp_path):
 
 
 def test_render_overlays_evidence_on_the_event_quarter(tmp_path, monkeypatch):
-    evidence_contract(monkeypatch)
     sdir, vdir, _ = make_batch(tmp_path, [Clip("abn", EVENT)], evidence=True)
     rule = AlertRule()
     with_ev = render_video(vdir / "abn.mp4", sdir, tmp_path / "e.mp4", rule, width=64)

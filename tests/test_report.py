@@ -11,7 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from review_data import Clip, evidence_contract, make_batch
+from review_data import Clip, make_batch
 from typer.testing import CliRunner
 
 from vadkit.alerts import Alert
@@ -71,7 +71,6 @@ def test_report_without_videos_or_gt_and_with_evidence(tmp_path, monkeypatch):
     page = out.read_text()
     assert "No --videos directory given" in page and "No ground truth given" in page
     assert "10 fps assumed" in page and "data:image" not in page
-    evidence_contract(monkeypatch)
     plain, _, _, _ = _report(tmp_path / "p", drop_source=None)
     heat, s, _, _ = _report(tmp_path / "e", evidence=True, drop_source=None)
     assert (

@@ -75,12 +75,6 @@ class VideoScores:
         return int(frame * used / n) // self.snippet_length
 
 
-def read_evidence(scores_dir: str | os.PathLike, video: str):
-    """`vadkit.evidence.read_evidence` when this vadkit has it, else None (no evidence)."""
-    reader = getattr(evidence_mod, "read_evidence", None)
-    return None if reader is None else reader(scores_dir, video)
-
-
 def read_batch(scores_dir: str | os.PathLike) -> dict[str, VideoScores]:
     """Every video of a score directory (`vadkit.io.scores.read_scores`), without evidence."""
     return {v: VideoScores(v, a, m) for v, (a, m) in scores_io.read_scores(scores_dir).items()}
@@ -88,7 +82,7 @@ def read_batch(scores_dir: str | os.PathLike) -> dict[str, VideoScores]:
 
 def with_evidence(scores_dir: str | os.PathLike, vs: VideoScores) -> VideoScores:
     """`vs` with its evidence attached when the score directory has some for it."""
-    found = read_evidence(scores_dir, vs.video)
+    found = evidence_mod.read_evidence(scores_dir, vs.video)
     if found is not None:
         vs.evidence, vs.regions = np.asarray(found[0], dtype=np.float32), np.asarray(found[1])
     return vs
