@@ -1,0 +1,245 @@
+"""`vadkit watch SOURCE --run RUN`: score a live stream snippet by snippet (`vadkit.watch`).
+
+stdout carries JSON lines only (a `start` line, one `snippet` line per 16-frame snippet, alert
+and stream events, a final `summary`); messages go to stderr. Ctrl-C (or SIGTERM) stops
+cleanly: an open alert is closed, its clip written, hooks waited for, the summary printed, then
+exit status 130. Imports no torch until the command runs.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vadkit.cli.base import EXIT_INTERRUPTED, app, fail
+from vadkit.devices import DEVICE_HELP
+
+
+class Checkpoint(str, Enum):
+    best = "best"
+    last = "last"
+
+
+# The alert options: one spelling, help text and default in watch, render and report.
+ThresholdOpt = Annotated[
+    float,
+    typer.Option(
+        "--threshold",
+        help="Alert level: an alert opens when the score has stayed at or above it for "
+        "--min-duration seconds.",
+    ),
+]
+MinDurationOpt = Annotated[
+    float,
+    typer.Option(
+        "--min-duration",
+        help="Seconds the score must stay at or above --threshold before an alert opens "
+        "(0: a single sample opens one).",
+    ),
+]
+CooldownOpt = Annotated[
+    float,
+    typer.Option(
+        "--cooldown",
+        help="Seconds the score must stay below --release before an alert closes; a shorter "
+        "dip does not split one alert into two.",
+    ),
+]
+ReleaseOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--release",
+        help="Level the score must fall below for an alert to close (at or below --threshold; "
+        "default: --threshold).",
+        show_default=False,
+    ),
+]
+
+_Source = Annotated[
+    str,
+    typer.Argument(
+        help="A video file, an http(s):// or rtsp:// URL, or a camera index (0, 1, ...).",
+        show_default=False,
+    ),
+]
+_Run = Annotated[Path, typer.Option("--run", "-r", help="Run directory (or a checkpoint file).")]
+_Window = Annotated[
+    int | None,
+    typer.Option(
+        "--window",
+        "-w",
+        min=1,
+        help="Snippets the model sees: the newest and the W-1 before it. Default: the run's "
+        "snippets per training sequence (--segments).",
+        show_default=False,
+    ),
+]
+_OnAlert = Annotated[
+    str | None,
+    typer.Option(
+        help="Shell command run on every alert event (alert_start, alert_end, alert_clip) "
+        "with the event's JSON line on stdin and its name in $VADKIT_EVENT.",
+        show_default=False,
+    ),
+]
+_SaveClips = Annotated[
+    Path | None,
+    typer.Option(
+        help="Write each alert's frames as an mp4 into this directory.", show_default=False
+    ),
+]
+_Context = Annotated[
+    float, typer.Option(min=0, help="Seconds of video before and after an alert in its clip.")
+]
+_Realtime = Annotated[
+    bool, typer.Option(help="Pace a file at its frame rate, so it behaves like a camera.")
+]
+_Fps = Annotated[
+    float | None,
+    typer.Option(
+        min=0.1,
+        help="Frame rate of the source when it reports none (or a wrong one).",
+        show_default=False,
+    ),
+]
+_MaxLag = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        help="Seconds of video that may wait for the model; beyond that a live source drops "
+        "its oldest waiting snippet (reported).",
+    ),
+]
+_Timeout = Annotated[
+    float, typer.Option(min=0.1, help="Seconds without a frame before a stream is stalled.")
+]
+_Reconnect = Annotated[
+    bool, typer.Option(help="Reopen a URL or camera that ends, stalls or fails to open.")
+]
+_ReconnectLimit = Annotated[
+    int, typer.Option(min=1, help="Failed reconnection attempts in a row before giving up.")
+]
+_ReconnectDelay = Annotated[
+    float, typer.Option(min=0.0, help="Seconds before the first reconnection attempt (doubles).")
+]
+_MaxSnippets = Annotated[
+    int | None,
+    typer.Option(min=1, help="Stop after this many snippets.", show_default=False),
+]
+_Weights = Annotated[
+    Path | None,
+    typer.Option(help="Backbone weights when not the default download.", show_default=False),
+]
+_Threads = Annotated[
+    int | None, typer.Option(min=1, help="Torch threads (default: torch's).", show_default=False)
+]
+_Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stderr but errors.")]
+
+
+def _emit(line: dict) -> None:
+    sys.stdout.write(json.dumps(line) + "\n")
+    sys.stdout.flush()
+
+
+def _summary_text(s: dict) -> str:
+    lat = s.get("latency_p50")
+    parts = [
+        f"{s['ended']}: {s['snippets']} snippet(s) scored, {s['dropped']} dropped",
+        f"{s['alerts']} alert(s)",
+    ]
+    if lat is not None:
+        parts.append(f"latency p50 {lat:.3f} s, p95 {s['latency_p95']:.3f} s")
+    if s.get("fps"):
+        parts.append(f"{s['fps']:.1f} fps sustained (capacity {s['capacity_fps']:.1f} fps)")
+    return "; ".join(parts)
+
+
+def _sigterm(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command("watch")
+def watch_command(
+    source: _Source,
+    run: _Run,
+    checkpoint: Annotated[Checkpoint, typer.Option(help="Which checkpoint of a run.")] = (
+        Checkpoint.best
+    ),
+    window: _Window = None,
+    threshold: ThresholdOpt = 0.5,
+    min_duration: MinDurationOpt = 0.0,
+    cooldown: CooldownOpt = 2.0,
+    release: ReleaseOpt = None,
+    on_alert: _OnAlert = None,
+    save_clips: _SaveClips = None,
+    clip_context: _Context = 2.0,
+    realtime: _Realtime = False,
+    fps: _Fps = None,
+    max_lag: _MaxLag = 4.0,
+    timeout: _Timeout = 10.0,
+    reconnect: _Reconnect = False,
+    reconnect_limit: _ReconnectLimit = 10,
+    reconnect_delay: _ReconnectDelay = 1.0,
+    max_snippets: _MaxSnippets = None,
+    weights: _Weights = None,
+    device: Annotated[str, typer.Option(help=DEVICE_HELP)] = "auto",
+    threads: _Threads = None,
+    quiet: _Quiet = False,
+) -> None:
+    """Score a live video stream: one JSON line per 16-frame snippet on stdout, alerts with
+    hysteresis, an optional hook and clip per alert.
+
+    Each snippet is extracted with the run's recorded extraction settings and scored by the
+    model on the last --window snippets; the newest snippet's score is emitted. A source the
+    model cannot keep up with drops snippets beyond --max-lag (reported); a stream that ends or
+    stalls is reported (and reopened with --reconnect). Ctrl-C ends with a summary (exit 130)."""
+    from vadkit.alerts import AlertRule
+    from vadkit.errors import VadkitError
+    from vadkit.score import load_run
+    from vadkit.watch import ReaderOptions, Watcher, WatchOptions, load_extractor, parse_source
+
+    try:
+        rule = AlertRule(threshold, min_duration, cooldown, release)
+    except VadkitError as e:
+        raise typer.BadParameter(str(e), param_hint="alert options") from None
+    spec = parse_source(source)
+
+    def log(message: str) -> None:
+        if not quiet or message.startswith("Error"):
+            typer.echo(message, err=True)
+
+    loaded = load_run(run, checkpoint=checkpoint.value, device=device)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    extractor = load_extractor(
+        loaded, device=device, weights=None if weights is None else str(weights)
+    )
+    reader = ReaderOptions(fps=fps, realtime=realtime, max_lag=max_lag, timeout=timeout,
+                           reconnect=reconnect, reconnect_limit=reconnect_limit,
+                           reconnect_delay=reconnect_delay)  # fmt: skip
+    options = WatchOptions(rule=rule, window=window, reader=reader, max_snippets=max_snippets,
+                           on_alert=on_alert, save_clips=save_clips,
+                           clip_context=clip_context)  # fmt: skip
+    watcher = Watcher(loaded, extractor, spec, options)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    interrupted = False
+    try:
+        watcher.run_loop(_emit, log)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        summary = watcher.finish("interrupted" if interrupted else None)
+        signal.signal(signal.SIGTERM, previous)
+    if summary["failed"]:
+        raise fail(summary["ended"])
+    log(_summary_text(summary))
+    if interrupted:
+        raise typer.Exit(EXIT_INTERRUPTED)
