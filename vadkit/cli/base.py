@@ -41,7 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("eval_plot", "Frame-level metrics of per-frame scores against ground truth."),
     "plot": ("eval_plot", "Plot scores over ground truth, training curves, ROC/PR, features."),
     "manifest": ("manifest", "Write a labelled CSV manifest from a folder tree (--split)."),
-    "watch": ("watch", "Score a live stream (file, URL, camera) snippet by snippet, with alerts."),
+    "watch": ("watch", "Score a live stream (file, URL, camera) as it plays, with alerts."),
 }
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

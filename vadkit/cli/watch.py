@@ -201,33 +201,40 @@ def watch_command(
     stalls is reported (and reopened with --reconnect). Ctrl-C ends with a summary (exit 130)."""
     from vadkit.alerts import AlertRule
     from vadkit.errors import VadkitError
-    from vadkit.score import load_run
-    from vadkit.watch import ReaderOptions, Watcher, WatchOptions, load_extractor, parse_source
+    from vadkit.watch import ReaderOptions, WatchOptions
 
     try:
         rule = AlertRule(threshold, min_duration, cooldown, release)
     except VadkitError as e:
         raise typer.BadParameter(str(e), param_hint="alert options") from None
-    spec = parse_source(source)
-
-    def log(message: str) -> None:
-        if not quiet or message.startswith("Error"):
-            typer.echo(message, err=True)
-
-    loaded = load_run(run, checkpoint=checkpoint.value, device=device)
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-    extractor = load_extractor(
-        loaded, device=device, weights=None if weights is None else str(weights)
-    )
     reader = ReaderOptions(fps=fps, realtime=realtime, max_lag=max_lag, timeout=timeout,
                            reconnect=reconnect, reconnect_limit=reconnect_limit,
                            reconnect_delay=reconnect_delay)  # fmt: skip
     options = WatchOptions(rule=rule, window=window, reader=reader, max_snippets=max_snippets,
                            on_alert=on_alert, save_clips=save_clips,
                            clip_context=clip_context)  # fmt: skip
+    _watch(source, run, options, checkpoint=checkpoint.value, weights=weights, device=device,
+           threads=threads, quiet=quiet)  # fmt: skip
+
+
+def _watch(source: str, run: Path, options, *, checkpoint: str, weights: Path | None,
+           device: str, threads: int | None, quiet: bool) -> None:  # fmt: skip
+    """Load the run and its extractor, watch until the end or Ctrl-C, print the summary."""
+    from vadkit.score import load_run
+    from vadkit.watch import Watcher, load_extractor, parse_source
+
+    spec = parse_source(source)
+
+    def log(message: str) -> None:
+        if not quiet:
+            typer.echo(message, err=True)
+
+    loaded = load_run(run, checkpoint=checkpoint, device=device)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    extractor = load_extractor(loaded, device=device, weights=weights and str(weights))
     watcher = Watcher(loaded, extractor, spec, options)
     previous = signal.signal(signal.SIGTERM, _sigterm)
     interrupted = False
