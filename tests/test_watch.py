@@ -343,3 +343,18 @@ def test_watch_refuses_a_run_without_extraction_settings_and_bad_sources(tmp_pat
     r = runner.invoke(app, ["watch", str(video), "--run", str(run), "--threshold", "0.3",
                             "--release", "0.6"])  # fmt: skip
     assert r.exit_code == 2 and "release" in r.stderr
+
+
+def test_a_stall_is_reported_once_and_frames_still_arriving_are_no_stall(tiny):
+    root, run, video = tiny
+    w = Watcher(load_run(run, device="cpu"), FakeExtractor(), parse_source(str(video)),
+                WatchOptions(reader=ReaderOptions(timeout=1.0)))  # fmt: skip
+    out: list[dict] = []
+    w.emit, w.log = out.append, lambda m: None
+    w._stalled(1.0)  # a frame was read just now (a slow snippet, not a stall)
+    assert out == []
+    w.reader.last_frame -= 5
+    w._stalled(1.0)
+    w._stalled(1.0)
+    assert [r["event"] for r in out] == ["stall"] and "no frame for 5 s" in out[0]["message"]
+    assert w.finish()["stalls"] == 1

@@ -30,12 +30,12 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 import math
 import os
 import re
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -236,8 +236,10 @@ class Reader:
         self.snippet_seconds = SNIPPET_LENGTH / (options.resample_fps or self.fps)
         self.mailbox = Mailbox(math.ceil(options.max_lag / self.snippet_seconds - 1e-6))
         self.frames_read = 0
+        self.last_frame = time.perf_counter()  # when the newest frame was read
         self.snippets = 0
         self.reconnects = 0
+        self._stall_frame = -1  # frames_read when the last stall was reported
         self.thread = threading.Thread(target=self._run, name="vadkit-watch-read", daemon=True)
 
     def _open_first(self) -> cv2.VideoCapture:
@@ -259,7 +261,10 @@ class Reader:
     def stop(self) -> None:
         self.stop_event.set()
         self.mailbox.close()
-        self.thread.join(timeout=5)
+        if self.thread.ident is not None:
+            self.thread.join(timeout=5)
+        else:  # never started: the first capture is still open
+            self.cap.release()
 
     # -- the thread ------------------------------------------------------------------------------
     def _run(self) -> None:
@@ -315,6 +320,7 @@ class Reader:
                 return
             n = self.frames_read
             self.frames_read += 1
+            self.last_frame = time.perf_counter()
             yield n, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), time.perf_counter()
 
     def _session(self, cap: cv2.VideoCapture) -> str:
@@ -454,8 +460,9 @@ class Hooks:
             return
         env = {**os.environ, "VADKIT_EVENT": str(event.get("event"))}
         try:
+            # the hook's output goes to our stderr (fd 2): stdout carries JSON lines only
             proc = subprocess.Popen(
-                self.command, shell=True, stdin=subprocess.PIPE, stdout=sys.stderr, env=env
+                self.command, shell=True, stdin=subprocess.PIPE, stdout=2, env=env
             )
             with contextlib.suppress(BrokenPipeError):
                 proc.stdin.write((json.dumps(event) + "\n").encode())
@@ -639,9 +646,9 @@ class Watcher:
     def __init__(self, run: Any, extractor: Any, source: SourceSpec, options: WatchOptions):
         self.run, self.extractor, self.source, self.options = run, extractor, source, options
         ex = run.meta.get("extraction") or {}
-        reader_opts = options.reader
-        reader_opts.resample_fps = ex.get("fps")
-        reader_opts.drop_last = ex.get("padding") == "drop-last"
+        reader_opts = dataclasses.replace(
+            options.reader, resample_fps=ex.get("fps"), drop_last=ex.get("padding") == "drop-last"
+        )
         self.scorer = WindowScorer(run, options.window)
         self.reader = Reader(source, reader_opts)
         self.tracker = AlertTracker(options.rule)
@@ -649,6 +656,7 @@ class Watcher:
         self.ended: str | None = None
         self.failed = False  # the stream failed (a read error, reconnection given up)
         self.reconnects = 0
+        self._stall_frame = -1  # frames_read when the last stall was reported
         self._last_warning = -math.inf
         self.emit: Callable[[dict[str, Any]], None] = lambda d: None
         self.log: Callable[[str], None] = lambda m: None
@@ -707,8 +715,14 @@ class Watcher:
                     self.ended = f"stopped after {limit} snippets (--max-snippets)"
 
     def _stalled(self, timeout: float) -> None:
+        """Nothing to score for `timeout` s: a stall if no frame came either (reported once
+        per stall; a slow --realtime file that still delivers frames is no stall)."""
+        quiet = time.perf_counter() - self.reader.last_frame
+        if quiet < timeout or self._stall_frame == self.reader.frames_read:
+            return
+        self._stall_frame = self.reader.frames_read
         self.stats.stalls += 1
-        msg = f"no frame for {timeout:g} s: the stream is stalled"
+        msg = f"no frame for {quiet:.0f} s: the stream is stalled"
         self.log(f"warning: {msg}")
         self.emit({"event": "stall", "message": msg, "frame": self.reader.frames_read})
 

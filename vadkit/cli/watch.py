@@ -9,6 +9,7 @@ exit status 130. Imports no torch until the command runs.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from enum import Enum
@@ -143,8 +144,13 @@ _Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No messages on stde
 
 
 def _emit(line: dict) -> None:
-    sys.stdout.write(json.dumps(line) + "\n")
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(line) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `| head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
 
 
 def _summary_text(s: dict) -> str:
