@@ -134,7 +134,8 @@ def test_watch_a_file_scores_every_snippet_like_the_window_of_offline_features(t
     snips = snippet_lines(rows)
     assert [s["frame"] for s in snips] == [0, 16, 32, 48, 64]
     assert snips[-1]["end_frame"] == 72 and snips[-1]["padded"] == 8
-    assert [s["window"] for s in snips] == [1, 2, 3, 3, 3]
+    # each snippet scored with one snippet after it (--lookahead 1), the last at the end
+    assert [s["window"] for s in snips] == [2, 3, 3, 3, 3]
     assert rows[-1]["snippets"] == 5 and rows[-1]["dropped"] == 0 and rows[-1]["frames"] == 72
     # the same numbers from offline features of the same video
     loaded = load_run(run, device="cpu")
@@ -143,7 +144,7 @@ def test_watch_a_file_scores_every_snippet_like_the_window_of_offline_features(t
     src = Source("clip", root / "f" / "clip.npy")
     clip, _ = load_source(src, patches=False)
     scorer = WindowScorer(loaded, 3)
-    want = window_scores(scorer, clip, None, 3)
+    want = window_scores(scorer, clip, None, 3, lookahead=1)
     np.testing.assert_allclose([s["score"] for s in snips], want, atol=1e-4)
     # a window holding the whole video gives offline `score`'s last snippet
     full = source_scores(loaded.model, src, spec=loaded.spec, device=loaded.device)
@@ -164,11 +165,14 @@ class FakeExtractor:
 class BrightnessScorer:
     """The mean brightness as the score: about 0.5 without the square, 1 with it."""
 
-    window = 1
-    clips: list = []
+    window, lookahead, pushed, clips = 1, 0, 0, []
 
     def push(self, clip, patches):
+        self.pushed += 1
         return float(clip[0, 0])
+
+    def flush(self):
+        return []
 
 
 def test_alerts_fire_in_the_event_with_hook_and_clip(tiny, tmp_path):
@@ -281,7 +285,7 @@ def http_server(tiny):
 def test_loopback_http_stream_scores_like_the_file(tiny, http_server):
     root, run, video = tiny
     _, base = http_server
-    args = ["--run", str(run), "--device", "cpu", "--window", "3", "-q"]
+    args = ["--run", str(run), "--device", "cpu", "--window", "3", "--lookahead", "0", "-q"]
     by_url = runner.invoke(app, ["watch", f"{base}/clip.mp4", *args])
     by_file = runner.invoke(app, ["watch", str(video), *args])
     assert by_url.exit_code == 0, by_url.output
@@ -317,7 +321,7 @@ def test_ctrl_c_ends_cleanly_with_a_summary(tiny):
     root, run, video = tiny
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "vadkit", "watch", str(video), "--run", str(run), "--device",
-           "cpu", "--realtime", "--fps", "5", "--threads", "1"]  # fmt: skip
+           "cpu", "--realtime", "--fps", "5", "--threads", "1", "--lookahead", "0"]  # fmt: skip
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         first = [proc.stdout.readline() for _ in range(2)]  # start + the first snippet

@@ -239,6 +239,7 @@ class Reader:
         self.last_frame = time.perf_counter()  # when the newest frame was read
         self.snippets = 0
         self.reconnects = 0
+        self.pending: collections.deque = collections.deque()  # waiting for their lookahead
         self._stall_frame = -1  # frames_read when the last stall was reported
         self.thread = threading.Thread(target=self._run, name="vadkit-watch-read", daemon=True)
 
@@ -365,10 +366,17 @@ def default_window(meta: dict[str, Any], min_snippets: int = 1) -> int:
     return max(int(segments), int(min_snippets), 1)
 
 
-class WindowScorer:
-    """The model on the last `window` snippets' features; `push` returns the newest score."""
+DEFAULT_LOOKAHEAD = 1  # snippets: see the module docstring
 
-    def __init__(self, run: Any, window: int | None = None) -> None:
+
+class WindowScorer:
+    """The model on the last `window` snippets' features. `push` returns the score of the
+    snippet `lookahead` places before the newest (None until there is one), so that snippet
+    has `lookahead` snippets of context after it; `flush` scores the rest at the end."""
+
+    def __init__(
+        self, run: Any, window: int | None = None, lookahead: int = DEFAULT_LOOKAHEAD
+    ) -> None:
         from vadkit.models.common import PATCHES
 
         model = run.model
@@ -376,22 +384,44 @@ class WindowScorer:
         self.window = window or default_window(run.meta, model.min_snippets)
         if self.window < 1:
             raise VadkitError(f"the window must hold at least 1 snippet, got {self.window}")
+        if not 0 <= lookahead < self.window:
+            raise VadkitError(
+                f"the lookahead must be at least 0 and below the window ({self.window} "
+                f"snippets), got {lookahead}"
+            )
+        self.lookahead = lookahead
+        self.pushed = 0
+        self.flushed = False
         self.patches = PATCHES in model.inputs
         files = model.patch_files(model.stage, model.config) if self.patches else ()
         self.grids = tuple(g for g in PATCH_GRIDS if not files or g in files)
         self.clips: collections.deque = collections.deque(maxlen=self.window)
         self.patch_rows: collections.deque = collections.deque(maxlen=self.window)
 
-    def push(self, clip: np.ndarray, patches: dict[str, np.ndarray] | None) -> float:
+    def push(self, clip: np.ndarray, patches: dict[str, np.ndarray] | None) -> float | None:
         """Add one snippet's features (`(crops, d)`, `{grid: (p, d)}`); score the window."""
         self.clips.append(np.asarray(clip, np.float32))
         if self.patches:
             if not patches:
                 raise VadkitError("the model reads MSIP patches but the snippet has none")
             self.patch_rows.append(np.concatenate([patches[g] for g in self.grids]))
+        self.pushed += 1
+        if self.pushed <= self.lookahead:
+            return None
+        return float(self._score_window()[-1 - self.lookahead])
+
+    def flush(self) -> list[float]:
+        """The stream ended: scores of the snippets `push` has not returned yet, in order."""
+        left = min(self.lookahead, self.pushed)
+        if self.flushed or not left:
+            return []
+        self.flushed = True
+        return [float(x) for x in self._score_window()[-left:]]
+
+    def _score_window(self) -> np.ndarray:
         clip_w = np.stack(self.clips)
         patch_w = np.stack(self.patch_rows) if self.patches else None
-        return float(self.score_arrays(clip_w, patch_w)[-1])
+        return self.score_arrays(clip_w, patch_w)
 
     def score_arrays(self, clip: np.ndarray, patch: np.ndarray | None) -> np.ndarray:
         """Snippet scores `(t,)` of clip `(t, crops, d)` and patches `(t, P, d)`."""
@@ -405,15 +435,22 @@ class WindowScorer:
 
 
 def window_scores(
-    scorer: WindowScorer, clip: np.ndarray, patch: np.ndarray | None, window: int
+    scorer: WindowScorer,
+    clip: np.ndarray,
+    patch: np.ndarray | None,
+    window: int,
+    lookahead: int = 0,
 ) -> np.ndarray:
-    """What `watch` emits for a whole video's features, snippet by snippet: snippet i scored as
-    the newest of snippets `max(0, i-window+1) .. i` (offline, for comparisons)."""
-    out = np.empty(clip.shape[0], np.float32)
-    for i in range(clip.shape[0]):
-        lo = max(0, i - window + 1)
-        p = None if patch is None else patch[lo : i + 1]
-        out[i] = scorer.score_arrays(clip[lo : i + 1], p)[-1]
+    """What `watch` emits for a whole video's features (offline, for comparisons): snippet i
+    scored in the window of `window` snippets ending `lookahead` snippets after it (at the
+    video's end, the last window)."""
+    t = clip.shape[0]
+    out = np.empty(t, np.float32)
+    for i in range(t):
+        hi = min(t, i + lookahead + 1)
+        lo = max(0, hi - window)
+        p = None if patch is None else patch[lo:hi]
+        out[i] = scorer.score_arrays(clip[lo:hi], p)[i - lo]
     return out
 
 
@@ -588,6 +625,7 @@ class ClipRecorder:
 class WatchOptions:
     rule: AlertRule = field(default_factory=AlertRule)
     window: int | None = None
+    lookahead: int = DEFAULT_LOOKAHEAD
     reader: ReaderOptions = field(default_factory=ReaderOptions)
     max_snippets: int | None = None  # stop after this many snippets (None: until the end)
     on_alert: str | None = None
@@ -649,13 +687,14 @@ class Watcher:
         reader_opts = dataclasses.replace(
             options.reader, resample_fps=ex.get("fps"), drop_last=ex.get("padding") == "drop-last"
         )
-        self.scorer = WindowScorer(run, options.window)
+        self.scorer = WindowScorer(run, options.window, options.lookahead)
         self.reader = Reader(source, reader_opts)
         self.tracker = AlertTracker(options.rule)
         self.stats = Stats()
         self.ended: str | None = None
         self.failed = False  # the stream failed (a read error, reconnection given up)
         self.reconnects = 0
+        self.pending: collections.deque = collections.deque()  # waiting for their lookahead
         self._stall_frame = -1  # frames_read when the last stall was reported
         self._last_warning = -math.inf
         self.emit: Callable[[dict[str, Any]], None] = lambda d: None
@@ -685,6 +724,7 @@ class Watcher:
             "model": self.run.label,
             "checkpoint": str(self.run.path),
             "window": self.scorer.window,
+            "lookahead": self.scorer.lookahead,
             "live": r.live,
             "max_lag_snippets": r.mailbox.capacity,
             "threshold": self.options.rule.threshold,
@@ -706,13 +746,23 @@ class Watcher:
                 self._stalled(timeout)
             elif isinstance(item, Note):
                 self._note(item)
-            elif isinstance(item, Dropped):
+            elif isinstance(item, Dropped) or self._late(item):
                 self._dropped(item)
             else:
                 self._snippet(item)
                 limit = self.options.max_snippets
-                if limit is not None and self.stats.scored >= limit:
+                if limit is not None and self.scorer.pushed >= limit:
                     self.ended = f"stopped after {limit} snippets (--max-snippets)"
+
+    def _late(self, s: Snippet) -> bool:
+        """A live snippet that waited longer than --max-lag while a newer one waits: skip it,
+        so the lag stays within max-lag plus the time to score one snippet."""
+        age = time.perf_counter() - s.arrived
+        return (
+            self.reader.live
+            and age > self.options.reader.max_lag
+            and self.reader.mailbox.waiting > 0
+        )
 
     def _stalled(self, timeout: float) -> None:
         """Nothing to score for `timeout` s: a stall if no frame came either (reported once
@@ -737,13 +787,23 @@ class Watcher:
         else:
             self.log(note.message)
 
-    def _dropped(self, d: Dropped) -> None:
+    def _dropped(self, d: Dropped | Snippet) -> None:
         self.stats.dropped += 1
+        d = Dropped(d.index, d.start_frame, d.end_frame)
+        if self.pending:  # after the snippets still waiting for their lookahead
+            self.pending.append(d)
+        else:
+            self._emit_dropped(d)
+        self._warn_slow()
+
+    def _emit_dropped(self, d: Dropped) -> None:
         fps = self.reader.fps
         self.emit({"event": "snippet", "snippet": d.index, "frame": d.start_frame,
                    "end_frame": d.end_frame, "time": round(d.start_frame / fps, 3),
                    "end_time": round(d.end_frame / fps, 3), "score": None,
                    "alert": self.tracker.active is not None, "dropped": True})  # fmt: skip
+
+    def _warn_slow(self) -> None:
         now = time.perf_counter()
         if now - self._last_warning >= 10:
             self._last_warning = now
@@ -751,16 +811,34 @@ class Watcher:
             self.log(
                 f"warning: cannot keep up: a snippet takes {per:.2f} s to score and the stream "
                 f"brings one every {self.reader.snippet_seconds:.2f} s; dropped "
-                f"{self.stats.dropped} snippet(s) so far to keep the lag under "
-                f"{self.reader.mailbox.capacity} snippets (--max-lag)"
+                f"{self.stats.dropped} snippet(s) so far to keep the lag within "
+                f"{self.options.reader.max_lag:g} s (--max-lag)"
             )
 
     def _snippet(self, s: Snippet) -> None:
         t0 = time.perf_counter()
         clip, patches = self.extractor.snippet_features(s.frames)
         score = self.scorer.push(clip, patches)
+        self.pending.append(s)
+        if score is not None:
+            self._release([score], t0)
+
+    def _release(self, scores: list[float], t0: float) -> None:
+        """Emit the oldest pending snippets with `scores` (dropped ones in between, in order)."""
+        busy = time.perf_counter() - t0
+        for score in scores:
+            while self.pending and isinstance(self.pending[0], Dropped):
+                self._emit_dropped(self.pending.popleft())
+            if not self.pending:  # interrupted between scoring and queueing
+                break
+            self._scored(self.pending.popleft(), score, busy)
+            busy = 0.0
+        while self.pending and isinstance(self.pending[0], Dropped):
+            self._emit_dropped(self.pending.popleft())
+
+    def _scored(self, s: Snippet, score: float, busy: float) -> None:
         done = time.perf_counter()
-        latency = self.stats.snippet(s, done - t0, done)
+        latency = self.stats.snippet(s, busy, done)
         fps = self.reader.fps
         start, end = s.start_frame / fps, s.end_frame / fps
         events = self.tracker.update(start, end, score, s.start_frame, s.end_frame)
@@ -801,13 +879,14 @@ class Watcher:
         """Stop the reader, close an open alert and its clip, wait for hooks; the summary."""
         self.reader.stop()
         self.ended = reason or self.ended or "stopped"
+        t0 = time.perf_counter()
+        self._release(self.scorer.flush(), t0)
         done: list[dict[str, Any]] = []
         for ev in self.tracker.close():
             done += self._alert(ev, time.time())
         for d in done + (self.clips.close() if self.clips else []):
             self._clip_done(d)
         self.hooks.reap(timeout=10)
-        self.stats.dropped = max(self.stats.dropped, self.reader.mailbox.dropped)
         summary = {
             "event": "summary",
             "ended": self.ended,

@@ -81,6 +81,14 @@ _Window = Annotated[
         show_default=False,
     ),
 ]
+_Lookahead = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Snippets of context after the scored one: each score is emitted that many "
+        "snippets late and agrees better with offline `score` (0: the newest snippet's score).",
+    ),
+]
 _OnAlert = Annotated[
     str | None,
     typer.Option(
@@ -178,6 +186,7 @@ def watch_command(
         Checkpoint.best
     ),
     window: _Window = None,
+    lookahead: _Lookahead = 1,
     threshold: ThresholdOpt = 0.5,
     min_duration: MinDurationOpt = 0.0,
     cooldown: CooldownOpt = 2.0,
@@ -202,7 +211,7 @@ def watch_command(
     hysteresis, an optional hook and clip per alert.
 
     Each snippet is extracted with the run's recorded extraction settings and scored by the
-    model on the last --window snippets; the newest snippet's score is emitted. A source the
+    model on the last --window snippets, --lookahead snippets after it included. A source the
     model cannot keep up with drops snippets beyond --max-lag (reported); a stream that ends or
     stalls is reported (and reopened with --reconnect). Ctrl-C ends with a summary (exit 130)."""
     from vadkit.alerts import AlertRule
@@ -216,7 +225,8 @@ def watch_command(
     reader = ReaderOptions(fps=fps, realtime=realtime, max_lag=max_lag, timeout=timeout,
                            reconnect=reconnect, reconnect_limit=reconnect_limit,
                            reconnect_delay=reconnect_delay)  # fmt: skip
-    options = WatchOptions(rule=rule, window=window, reader=reader, max_snippets=max_snippets,
+    options = WatchOptions(rule=rule, window=window, lookahead=lookahead, reader=reader,
+                           max_snippets=max_snippets,
                            on_alert=on_alert, save_clips=save_clips,
                            clip_context=clip_context)  # fmt: skip
     _watch(source, run, options, checkpoint=checkpoint.value, weights=weights, device=device,
