@@ -127,7 +127,7 @@ def test_live_features_equal_offline_extract(tmp_path):
 def test_watch_a_file_scores_every_snippet_like_the_window_of_offline_features(tiny):
     root, run, video = tiny
     r = runner.invoke(app, ["watch", str(video), "--run", str(run), "--device", "cpu",
-                            "--window", "3", "-q"])  # fmt: skip
+                            "--window", "3", "--lookahead", "1", "-q"])  # fmt: skip
     assert r.exit_code == 0, r.output
     rows = lines(r.stdout)
     assert rows[0]["event"] == "start" and rows[0]["window"] == 3 and rows[-1]["event"] == "summary"
@@ -212,7 +212,7 @@ def test_a_slow_model_drops_snippets_and_the_lag_stays_bounded(tiny, tmp_path):
     """200 fps at --realtime: a snippet every 0.08 s, scored in 0.25 s; --max-lag 0.16 s."""
     root, run, _ = tiny
     video = write_video(tmp_path / "fast.mp4", 320, fps=200.0)
-    opts = WatchOptions(reader=ReaderOptions(realtime=True, max_lag=0.16))
+    opts = WatchOptions(reader=ReaderOptions(realtime=True, max_lag=0.16), lookahead=1)
     w = Watcher(load_run(run, device="cpu"), FakeExtractor(0.25), parse_source(str(video)), opts)
     out: list[dict] = []
     log: list[str] = []

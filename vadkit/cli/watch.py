@@ -85,8 +85,8 @@ _Lookahead = Annotated[
     int,
     typer.Option(
         min=0,
-        help="Snippets of context after the scored one: each score is emitted that many "
-        "snippets late and agrees better with offline `score` (0: the newest snippet's score).",
+        help="Score the snippet this many places before the newest: later, closer to offline "
+        "`score`, but an alert may then start up to that many snippets early (0: the newest).",
     ),
 ]
 _OnAlert = Annotated[
@@ -186,7 +186,7 @@ def watch_command(
         Checkpoint.best
     ),
     window: _Window = None,
-    lookahead: _Lookahead = 1,
+    lookahead: _Lookahead = 0,
     threshold: ThresholdOpt = 0.5,
     min_duration: MinDurationOpt = 0.0,
     cooldown: CooldownOpt = 2.0,
@@ -211,7 +211,8 @@ def watch_command(
     hysteresis, an optional hook and clip per alert.
 
     Each snippet is extracted with the run's recorded extraction settings and scored by the
-    model on the last --window snippets, --lookahead snippets after it included. A source the
+    model on the last --window snippets; the newest snippet's score is emitted (with
+    --lookahead L, the score of the snippet L places before it). A source the
     model cannot keep up with drops snippets beyond --max-lag (reported); a stream that ends or
     stalls is reported (and reopened with --reconnect). Ctrl-C ends with a summary (exit 130)."""
     from vadkit.alerts import AlertRule
