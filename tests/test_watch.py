@@ -136,6 +136,7 @@ def test_watch_a_file_scores_every_snippet_like_the_window_of_offline_features(t
     assert snips[-1]["end_frame"] == 72 and snips[-1]["padded"] == 8
     # each snippet scored with one snippet after it (--lookahead 1), the last at the end
     assert [s["window"] for s in snips] == [2, 3, 3, 3, 3]
+    assert [s.get("warmup", False) for s in snips] == [True, True, False, False, False]
     assert rows[-1]["snippets"] == 5 and rows[-1]["dropped"] == 0 and rows[-1]["frames"] == 72
     # the same numbers from offline features of the same video
     loaded = load_run(run, device="cpu")

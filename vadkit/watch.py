@@ -34,6 +34,11 @@ score also reflects the L snippets after it, so an alert can start up to L snipp
 event it reacts to (measured on the synthetic test_abn_002 at L = 1: the alert covered the
 snippet before the event), and after dropped snippets the context after a snippet can lie
 seconds later.
+
+Warm-up: the first `warmup` (2) snippets are scored and printed (`"warmup": true`) but raise no
+alert: their windows of 1 and 2 snippets are mostly padding (a 1-snippet window scores 0.0; on
+the quickstart's RTFM run the second snippet of two synthetic test videos scored 0.52 and 0.65,
+a second before their events start, against 0.25 and 0.46 offline).
 """
 
 from __future__ import annotations
@@ -377,6 +382,7 @@ def default_window(meta: dict[str, Any], min_snippets: int = 1) -> int:
 
 
 DEFAULT_LOOKAHEAD = 0  # snippets: see the module docstring
+DEFAULT_WARMUP = 2  # snippets: see the module docstring
 
 
 class WindowScorer:
@@ -636,6 +642,7 @@ class WatchOptions:
     rule: AlertRule = field(default_factory=AlertRule)
     window: int | None = None
     lookahead: int = DEFAULT_LOOKAHEAD
+    warmup: int = DEFAULT_WARMUP  # first snippets scored but kept out of alerts
     reader: ReaderOptions = field(default_factory=ReaderOptions)
     max_snippets: int | None = None  # stop after this many snippets (None: until the end)
     on_alert: str | None = None
@@ -851,7 +858,9 @@ class Watcher:
         latency = self.stats.snippet(s, busy, done)
         fps = self.reader.fps
         start, end = s.start_frame / fps, s.end_frame / fps
-        events = self.tracker.update(start, end, score, s.start_frame, s.end_frame)
+        # the first snippets' windows are mostly the CTR's zero padding: shown, never alerting
+        warm = self.stats.scored <= self.options.warmup
+        events = [] if warm else self.tracker.update(start, end, score, s.start_frame, s.end_frame)
         line = {"event": "snippet", "snippet": s.index, "frame": s.start_frame,
                 "end_frame": s.end_frame, "time": round(start, 3), "end_time": round(end, 3),
                 "score": round(score, 6), "alert": self.tracker.active is not None,
@@ -859,6 +868,8 @@ class Watcher:
                 "wall": round(s.wall, 3)}  # fmt: skip
         if s.real < SNIPPET_LENGTH:
             line["padded"] = SNIPPET_LENGTH - s.real
+        if warm:
+            line["warmup"] = True
         self.emit(line)
         clip_lines = self.clips.push(s) if self.clips else []
         for ev in events:

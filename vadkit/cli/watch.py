@@ -89,6 +89,12 @@ _Lookahead = Annotated[
         "`score`, but an alert may then start up to that many snippets early (0: the newest).",
     ),
 ]
+_Warmup = Annotated[
+    int,
+    typer.Option(
+        min=0, help="First snippets scored but kept out of alerts (their windows are short)."
+    ),
+]
 _OnAlert = Annotated[
     str | None,
     typer.Option(
@@ -187,6 +193,7 @@ def watch_command(
     ),
     window: _Window = None,
     lookahead: _Lookahead = 0,
+    warmup: _Warmup = 2,
     threshold: ThresholdOpt = 0.5,
     min_duration: MinDurationOpt = 0.0,
     cooldown: CooldownOpt = 2.0,
@@ -226,7 +233,8 @@ def watch_command(
     reader = ReaderOptions(fps=fps, realtime=realtime, max_lag=max_lag, timeout=timeout,
                            reconnect=reconnect, reconnect_limit=reconnect_limit,
                            reconnect_delay=reconnect_delay)  # fmt: skip
-    options = WatchOptions(rule=rule, window=window, lookahead=lookahead, reader=reader,
+    options = WatchOptions(rule=rule, window=window, lookahead=lookahead, warmup=warmup,
+                           reader=reader,
                            max_snippets=max_snippets,
                            on_alert=on_alert, save_clips=save_clips,
                            clip_context=clip_context)  # fmt: skip
