@@ -94,6 +94,18 @@ EXAMPLES: dict[str, list[tuple[str, str]]] = {
             "vadkit score runs/msip my_video.mp4 -o scores",
         ),
     ],
+    "vadkit-watch": [
+        (
+            "A camera-like file: paced at its frame rate, alerts saved as clips:",
+            "vadkit watch data/videos/test_abn_000.mp4 --run runs/msip --realtime --save-clips alerts",
+        ),
+        (
+            "An RTSP camera, reopened when it drops, a hook per alert event:",
+            "vadkit watch rtsp://cam.local/stream1 --run runs/msip --reconnect "
+            "--on-alert 'cat >> alerts.jsonl'",
+        ),
+        ("The first webcam, only the alert lines:", "vadkit watch 0 --run runs/msip | grep alert_"),
+    ],
     "vadkit-plot-scores": [
         (
             "Two videos, one panel each, with an alarm threshold:",

@@ -133,15 +133,20 @@ class _Decoder:
                 yield f
 
         for snippet in iter_snippets(counting(frames), drop_last=opts.drop_last):
-            crops = clip_crops(
-                snippet, short_side=opts.short_side, crop_size=opts.crop_size, crops=opts.crops
-            )
-            if not self.layouts:
-                yield _Item(crops, None)
-            elif opts.patch_mode == "exact":
-                yield _Item(crops, frame_patches(snippet, self.layouts, tuple(opts.patch_frame)))
-            else:
-                yield _Item(crops, None, resize_frames(snippet, tuple(opts.patch_frame)))
+            yield self.item(snippet)
+
+    def item(self, snippet: np.ndarray) -> _Item:
+        """One snippet `(T, h, w, 3)` uint8 RGB as network inputs: clip crops, and patches
+        (exact mode) or the resized patch frame (roi modes)."""
+        opts = self.options
+        crops = clip_crops(
+            snippet, short_side=opts.short_side, crop_size=opts.crop_size, crops=opts.crops
+        )
+        if not self.layouts:
+            return _Item(crops, None)
+        if opts.patch_mode == "exact":
+            return _Item(crops, frame_patches(snippet, self.layouts, tuple(opts.patch_frame)))
+        return _Item(crops, None, resize_frames(snippet, tuple(opts.patch_frame)))
 
     def produce(self, reader: FrameReader, q: queue.Queue, stop: threading.Event) -> None:
         def put(msg) -> bool:
@@ -239,6 +244,24 @@ class Extractor:
                 for g, v in pool_regions(self.model, fmap, self.layouts, split).items():
                     out[g].append(v.float().cpu().numpy())
         return {g: np.concatenate(v) for g, v in out.items()}
+
+    # -- one snippet (live streams) ----------------------------------------------------------------
+    def snippet_features(
+        self, snippet: np.ndarray
+    ) -> tuple[np.ndarray, dict[str, np.ndarray] | None]:
+        """Features of one in-memory snippet `(T, h, w, 3)` uint8 RGB: clip `(crops, d)` and
+        `{grid: (patches, d)}` (None without patches), computed as `extract` computes each
+        snippet of a file (the same crops, patches and network; only the batching differs,
+        which changes float rounding only)."""
+        if snippet.ndim != 4 or snippet.shape[0] != SNIPPET_LENGTH or snippet.shape[3] != 3:
+            raise VadkitError(
+                f"a snippet is ({SNIPPET_LENGTH}, h, w, 3) uint8 RGB, got {snippet.shape}"
+            )
+        d = self.backbone.feature_dim
+        clips = _Rows(1, (self.options.crops, d))
+        patches = {g: _Rows(1, (r * c, d)) for g, (r, c, _, _) in self.layouts.items()}
+        self._run_batch([_Decoder(self.options, self.layouts).item(snippet)], clips, patches)
+        return clips.array()[0], ({g: v.array()[0] for g, v in patches.items()} or None)
 
     # -- one video -------------------------------------------------------------------------------
     def extract(

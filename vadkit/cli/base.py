@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "manifest": ("manifest", "Write a labelled CSV manifest from a folder tree (--split)."),
     "render": ("render", "Draw scores, alerts and evidence on a video: an mp4 for review."),
     "report": ("report", "One self-contained HTML page to review a batch of scores."),
+    "watch": ("watch", "Score a live stream (file, URL, camera) as it plays, with alerts."),
 }
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
