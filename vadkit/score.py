@@ -417,6 +417,22 @@ def score_to_dir(
     return rows
 
 
+def run_extract_options(run: Run, *, device: str, weights: str | None, otherwise: str):
+    """The `ExtractOptions` of the extraction the run's training features were made with (an
+    error saying `otherwise`, what to do instead, when the run records none)."""
+    from vadkit.extract import ExtractOptions
+
+    ex = run.meta.get("extraction")
+    if not ex:
+        raise VadkitError(
+            f"{run.path} records no extraction settings (it was trained on features without "
+            f"vadkit metadata); {otherwise}"
+        )
+    return ExtractOptions.from_record(
+        ex, weights=weights, device=device, patches=PATCHES in run.model.inputs
+    )
+
+
 def extract_for_run(
     run: Run,
     videos: Sequence[Path],
@@ -433,17 +449,13 @@ def extract_for_run(
     A video that fails to extract is a VadkitError, or, when a `failed` list is given, a
     `failed_row` appended to it while the others are extracted. `progress` takes
     `vadkit.extract.Progress` callbacks."""
-    from vadkit.extract import ExtractOptions, extract_videos
+    from vadkit.extract import extract_videos
 
     ex = run.meta.get("extraction")
-    if not ex:
-        raise VadkitError(
-            f"{run.path} records no extraction settings (it was trained on features without "
-            "vadkit metadata); extract the videos with `vadkit extract` and score the features"
-        )
-    opts = ExtractOptions.from_record(
-        ex, weights=weights, device=device, patches=PATCHES in run.model.inputs
-    )
+    opts = run_extract_options(
+        run, device=device, weights=weights,
+        otherwise="extract the videos with `vadkit extract` and score the features",
+    )  # fmt: skip
     summary = extract_videos(videos, out, opts, progress=progress)
     if summary.aborted:
         raise VadkitError(summary.aborted)

@@ -472,19 +472,14 @@ def window_scores(
 
 def load_extractor(run: Any, *, device: str = "auto", weights: str | None = None) -> Any:
     """The `Extractor` of the run's recorded extraction settings, its weights checked."""
-    from vadkit.extract import ExtractOptions
     from vadkit.extractor import Extractor
-    from vadkit.models.common import PATCHES
+    from vadkit.score import run_extract_options
 
-    ex = run.meta.get("extraction")
-    if not ex:
-        raise VadkitError(
-            f"{run.path} records no extraction settings (it was trained on features without "
-            "vadkit metadata), so live frames cannot be extracted the same way"
-        )
-    opts = ExtractOptions.from_record(
-        ex, weights=weights, device=device, patches=PATCHES in run.model.inputs
-    )
+    opts = run_extract_options(
+        run, device=device, weights=weights,
+        otherwise="live frames cannot be extracted the same way",
+    )  # fmt: skip
+    ex = run.meta["extraction"]
     extractor = Extractor.load(opts)
     if extractor.backbone.weights_sha256 != ex["weights_sha256"]:
         raise VadkitError(
