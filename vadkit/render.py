@@ -36,10 +36,9 @@ from vadkit.io.atomic import atomic_path
 from vadkit.io.features import SNIPPET_LENGTH
 from vadkit.io.scores import ScoreMeta
 from vadkit.opencv import cv2
-from vadkit.video import FrameReader
+from vadkit.video import WRITER_FOURCCS, FrameReader, open_writer
 
 # container -> fourcc OpenCV's FFmpeg backend writes into it
-FOURCCS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
 STILLS = (".png", ".jpg", ".jpeg")  # one rendered frame as an image
 MIN_WIDTH = 480  # smaller videos are scaled up to this width, so that the text stays legible
 HEAT_ALPHA = 0.5  # opacity of the heatmap where the evidence is highest
@@ -285,17 +284,6 @@ def _mismatch(video: Path, vs: VideoScores, scores_dir, decoded: str) -> VadkitE
     )
 
 
-def _writer(tmp: Path, out: Path, fps: float, size: tuple[int, int]):
-    fourcc = FOURCCS[out.suffix.lower()]
-    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
-    if not writer.isOpened():
-        raise VadkitError(
-            f"{out}: OpenCV cannot open a {fourcc} video writer; check that "
-            "opencv-python-headless is installed with FFmpeg support"
-        )
-    return writer
-
-
 def frame_size(width: int, height: int, out_width: int | None = None) -> tuple[int, int]:
     """(width, height) of the drawn frame: `out_width` wide (default: the video's width, or
     `MIN_WIDTH` if it is narrower), the video's aspect kept, both even (what encoders like)."""
@@ -325,9 +313,9 @@ def check_output(out: str | os.PathLike) -> Path:
     p = Path(out)
     if p.is_dir():
         raise VadkitError(f"{p}: is a directory; give the video file to write")
-    if p.suffix.lower() not in (*FOURCCS, *STILLS):
+    if p.suffix.lower() not in (*WRITER_FOURCCS, *STILLS):
         raise VadkitError(
-            f"{p}: the output must end in one of {', '.join([*FOURCCS, *STILLS])} (got "
+            f"{p}: the output must end in one of {', '.join([*WRITER_FOURCCS, *STILLS])} (got "
             f"{p.suffix or 'no extension'!r})"
         )
     return p
@@ -392,13 +380,13 @@ def render_video(
     drawn on it, `width` pixels wide (see `frame_size`). Returns a summary (frames, fps,
     alerts, evidence, timing). One frame as an image is `render_still`'s."""
     video, out = Path(video), check_output(out)
-    if out.suffix.lower() not in FOURCCS:
+    if out.suffix.lower() not in WRITER_FOURCCS:
         raise VadkitError(f"{out}: not a video file name; an image is written by render_still")
     reader, plan = _prepare(video, scores_dir, rule, width)
     size = (plan.size[0], plan.size[1] + plan.timeline.height)
     start = time.monotonic()
     with writing(out), atomic_path(out, suffix=out.suffix) as tmp:
-        writer = _writer(tmp, out, plan.fps, size)
+        writer = open_writer(tmp, out, plan.fps, size)
         try:
             frames = _encode(reader, plan, writer, video, scores_dir, progress)
         finally:

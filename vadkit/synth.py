@@ -50,6 +50,7 @@ from vadkit import __version__
 from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path, save_json, save_text
 from vadkit.opencv import cv2
+from vadkit.video import open_writer
 
 EVENT_CLASSES: dict[str, str] = {
     # CLI name -> class name written to the annotations (UCF-Crime style capitalised names)
@@ -701,12 +702,7 @@ def _write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple
     `.mp4`; the file gets the umask's mode like every other artifact.
     """
     with atomic_path(path, suffix=".mp4") as tmp:
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
-        if not writer.isOpened():
-            raise VadkitError(
-                f"{path}: OpenCV cannot open an mp4v video writer; check that opencv-python-headless"
-                " is installed with FFmpeg support"
-            )
+        writer = open_writer(tmp, path, fps, size)
         written = 0
         try:
             for frame in frames:

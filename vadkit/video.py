@@ -196,6 +196,30 @@ def clip_crops(snippet: np.ndarray, *, short_side: int, crop_size: int, crops: i
 
 
 # --------------------------------------------------------------------------------------------
+# Writing
+
+
+# the codec OpenCV's wheels can encode, by the output's extension (no H.264 in them)
+WRITER_FOURCCS = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG"}
+
+
+def open_writer(
+    tmp: str | os.PathLike, out: str | os.PathLike, fps: float, size: tuple[int, int]
+) -> cv2.VideoWriter:
+    """An OpenCV writer of `tmp`, the temporary file of the video `out` (whose extension, one of
+    `WRITER_FOURCCS`, picks the codec; `tmp` must end the same way, OpenCV picks the container
+    from it), `size` = (width, height); one clear error when OpenCV cannot open it."""
+    fourcc = WRITER_FOURCCS[Path(out).suffix.lower()]
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+    if not writer.isOpened():
+        raise VadkitError(
+            f"{out}: OpenCV cannot open a {fourcc} video writer; check that "
+            "opencv-python-headless is installed with FFmpeg support"
+        )
+    return writer
+
+
+# --------------------------------------------------------------------------------------------
 # MSIP patches
 
 

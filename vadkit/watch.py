@@ -65,7 +65,7 @@ from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path
 from vadkit.io.features import PATCH_GRIDS, SNIPPET_LENGTH
 from vadkit.opencv import cv2
-from vadkit.video import resample
+from vadkit.video import open_writer, resample
 
 URL_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 FALLBACK_FPS = 25.0  # a stream that reports no usable frame rate (say so, or pass --fps)
@@ -584,10 +584,11 @@ class ClipRecorder:
         h, w = first.shape[:2]
         stack = contextlib.ExitStack()
         tmp = stack.enter_context(atomic_path(path, suffix=".mp4"))
-        writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), self.fps, (w, h))
-        if not writer.isOpened():
+        try:
+            writer = open_writer(tmp, path, self.fps, (w, h))
+        except VadkitError:
             stack.close()
-            raise VadkitError(f"{path}: OpenCV cannot open an mp4v video writer")
+            raise
         clip = _Clip(alert.index, path, stack, writer, (w, h), alert.start_frame)
         for s in self.recent:
             if s.end_frame > alert.start_frame - self.context:
