@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from vadkit.data import Source
-from vadkit.evidence import GRID_ORDER, METHODS, patch_evidence, patch_regions, pixel_boxes
+from vadkit.evidence import GRID_ORDER, METHODS, compute_evidence, patch_regions, pixel_boxes
 from vadkit.inference import eval_mode, source_bag
 from vadkit.io.hashing import sha256_file
 from vadkit.score import load_run
@@ -167,7 +167,7 @@ def measure(run, feats: Path, synth: dict, boxes: dict, split: str, methods, siz
         )
         for method in methods:
             t0 = time.perf_counter()
-            ev = patch_evidence(run.model, bag, method=method, units=units)
+            ev, _ = compute_evidence(run.model, bag, method=method, units=units)
             seconds = time.perf_counter() - t0
             for key in (method, f"{method} {v['class']}"):
                 tally = tallies.setdefault(key, Tally(sl))

@@ -21,7 +21,6 @@ from vadkit.evidence import (
     compute_evidence,
     is_evidence_file,
     overlay,
-    patch_evidence,
     patch_regions,
     pixel_boxes,
     read_evidence,
@@ -187,22 +186,22 @@ def test_evidence_lands_on_the_patch_that_makes_the_score():
     rng = np.random.default_rng(0)
     x = torch.from_numpy(rng.standard_normal((1, 6, 49, 4)).astype(np.float32))
     bag = {CLIP: torch.zeros(1, 1, 6, 4), PATCHES: x}
-    ev = patch_evidence(OnePatch(), bag, method="patch-mean")
+    ev = compute_evidence(OnePatch(), bag, method="patch-mean")[0]
     np.testing.assert_allclose(ev[:, 3], (x[0, :, 3, 0] - x[0, :, 3, 0].mean()).numpy(), atol=1e-6)
     np.testing.assert_allclose(
         ev[:, 40], 2 * (x[0, :, 40, 0] - x[0, :, 40, 0].mean()).numpy(), atol=1e-6
     )
-    mean = patch_evidence(OnePatch(), bag, method="video-mean")
+    mean = compute_evidence(OnePatch(), bag, method="video-mean")[0]
     np.testing.assert_allclose(
         mean[:, 3], (x[0, :, 3, 0] - x[0, :, :, 0].mean()).numpy(), atol=1e-6
     )
     others = np.delete(ev, [3, 40], axis=1)
     assert np.abs(others).max() == 0
-    grad = patch_evidence(OnePatch(), bag, method="grad-input")
+    grad = compute_evidence(OnePatch(), bag, method="grad-input")[0]
     np.testing.assert_allclose(grad[:, 40], 2 * x[0, :, 40, 0].numpy(), atol=1e-6)
     assert np.abs(np.delete(grad, [3, 40], axis=1)).max() == 0
     with pytest.raises(VadkitError, match="unknown evidence method"):
-        patch_evidence(OnePatch(), bag, method="magic")
+        compute_evidence(OnePatch(), bag, method="magic")[0]
     assert set(METHODS) >= {"patch-mean", "video-mean", "grad-input"}
 
 

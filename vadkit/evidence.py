@@ -9,10 +9,10 @@ The patch frame is the whole video frame resized (no crop), so a patch's box sca
 to the video; a grid whose patches do not divide the patch frame leaves a few pixels at the
 bottom/right uncovered, which get no evidence from that grid.
 
-`patch_evidence` computes the values (see `METHODS`; one batched copy of the video per patch),
-`write_evidence` / `read_evidence` are the file, `evidence_record` the `extra["evidence"]`
-entry of the video's `VID.json` that names it with its method and patch geometry, and
-`overlay` / `write_heatmap_png` draw one snippet's heatmap over a frame.
+`compute_evidence` computes the values and their units (see `METHODS`; one batched copy of the
+video per patch), `write_evidence` / `read_evidence` are the file, `evidence_record` the
+`extra["evidence"]` entry of the video's `VID.json` that names it with its method and patch
+geometry, and `overlay` / `write_heatmap_png` draw one snippet's heatmap over a frame.
 """
 
 from __future__ import annotations
@@ -364,18 +364,6 @@ def _grad_input(value, inputs: dict[str, Any]) -> tuple[np.ndarray, str]:
         (grad,) = torch.autograd.grad((s if z is None else z).sum(), x)
     ev = (grad * x.detach()).sum(-1)[0].float().cpu().numpy()
     return ev, "score" if z is None else "logit"
-
-
-def patch_evidence(
-    model: Any,
-    bag: Mapping[str, Any],
-    *,
-    method: str = DEFAULT_METHOD,
-    batch_bytes: int = BATCH_BYTES,
-    units: str = "logit",
-) -> np.ndarray:
-    """The values of `compute_evidence` (see there), without their units."""
-    return compute_evidence(model, bag, method=method, batch_bytes=batch_bytes, units=units)[0]
 
 
 # ---------------------------------------------------------------- pictures
