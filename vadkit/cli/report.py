@@ -31,6 +31,7 @@ from vadkit.cli.gt import (
     OneBasedOpt,
     ViperObjectsOpt,
     ViperWhereOpt,
+    load,
     usage,
 )
 from vadkit.cli.gt import AnnotationsHelp as _AnnotationsHelp
@@ -151,7 +152,7 @@ def report_cmd(
             viper_objects,
             viper_where,
         )
-        ann = _read_gt(scores, gt)
+        _, _, ann = load(scores, gt)
     with ProgressReporter("report", unit="videos", quiet=quiet) as progress:
         batch = gather(
             scores,
@@ -164,14 +165,6 @@ def report_cmd(
             progress=lambda name: progress.advance(item=name),
         )
     _print(write_report(batch, out), as_json)
-
-
-def _read_gt(scores: Path, gt: GroundTruth):
-    """The ground truth (the legacy format needs the scores' snippet counts)."""
-    from vadkit.io.scores import read_scores
-
-    metas = {v: m for v, (_, m) in read_scores(scores).items() if m is not None}
-    return gt.read({v: m.snippets for v, m in metas.items()})
 
 
 def _print(summary: dict, as_json: bool) -> None:
