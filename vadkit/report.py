@@ -165,7 +165,6 @@ def _metrics(entries: Mapping[str, VideoEntry], ann: Annotations, threshold: flo
         frame_counts={v: m.frame_count for v, m in metas.items()},
         snippet_lengths={v: m.snippet_length for v, m in metas.items()},
         threshold=threshold,
-        pad_scores=ann.pad_short_scores,
         per_video=True,
     )
     for v, e in entries.items():

@@ -189,7 +189,6 @@ def eval_cmd(
         frame_counts={v: m.frame_count for v, m in metas.items()},
         snippet_lengths={v: m.snippet_length for v, m in metas.items()},
         threshold=threshold,
-        pad_scores=ann.pad_short_scores,
         per_video=per_video,
     )
     result["scores"] = str(scores)
