@@ -12,6 +12,7 @@ import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -24,6 +25,7 @@ VIDEO_EXTENSIONS = frozenset(
     {".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 )
 CROP_CHOICES = (10, 5, 1)  # TenCrop, FiveCrop, centre crop
+T = TypeVar("T")
 MIN_PATCH_SIZE = 32  # below this the Mixed_5c map of I3D would be padding only
 # A decode that stops this far short of the container's frame count is a truncated file;
 # containers often over- or under-state the count by a frame or two.
@@ -131,14 +133,23 @@ def iter_snippets(
     The last partial snippet is padded by looping its own frames from its start (RTFM's
     convention), so f frames give ceil(f / length) snippets; with `drop_last` it is dropped.
     """
-    buf: list[np.ndarray] = []
-    for frame in frames:
-        buf.append(frame)
+    for group, _ in snippet_groups(frames, length=length, drop_last=drop_last):
+        yield np.stack(group)
+
+
+def snippet_groups(
+    items: Iterable[T], *, length: int = SNIPPET_LENGTH, drop_last: bool = False
+) -> Iterator[tuple[list[T], int]]:
+    """`iter_snippets` over any per-frame items: (the `length` items of a snippet, how many of
+    them are real), the last partial group padded by looping its own items from its start."""
+    buf: list[T] = []
+    for item in items:
+        buf.append(item)
         if len(buf) == length:
-            yield np.stack(buf)
+            yield buf, length
             buf = []
     if buf and not drop_last:
-        yield np.stack([buf[i % len(buf)] for i in range(length)])
+        yield [buf[i % len(buf)] for i in range(length)], len(buf)
 
 
 # --------------------------------------------------------------------------------------------

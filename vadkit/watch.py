@@ -65,7 +65,7 @@ from vadkit.errors import VadkitError
 from vadkit.io.atomic import atomic_path
 from vadkit.io.features import PATCH_GRIDS, SNIPPET_LENGTH
 from vadkit.opencv import cv2
-from vadkit.video import open_writer, resample
+from vadkit.video import open_writer, resample, snippet_groups
 
 URL_SCHEMES = ("http", "https", "rtsp", "rtsps", "rtmp", "udp", "tcp", "srt")
 FALLBACK_FPS = 25.0  # a stream that reports no usable frame rate (say so, or pass --fps)
@@ -345,15 +345,10 @@ class Reader:
         if self.options.resample_fps:
             frames = resample(frames, self.fps, self.options.resample_fps)
         start_count, last = self.frames_read, time.perf_counter()
-        buf: list[tuple[int, np.ndarray, float]] = []
-        for item in frames:
-            buf.append(item)
-            last = item[2]
-            if len(buf) == SNIPPET_LENGTH:
-                self._emit(buf)
-                buf = []
-        if buf and not self.options.drop_last:
-            self._emit(buf)
+        groups = snippet_groups(frames, length=SNIPPET_LENGTH, drop_last=self.options.drop_last)
+        for group, real in groups:
+            last = group[real - 1][2]
+            self._emit(group, real)
         got = self.frames_read - start_count
         if self.spec.kind == "file":
             return f"the video ended after {self.frames_read} frames"
@@ -361,11 +356,13 @@ class Reader:
             return f"the stream stalled (no frame for {self.options.timeout:g} s)"
         return f"the stream ended ({got} frames on this connection)"
 
-    def _emit(self, buf: list[tuple[int, np.ndarray, float]]) -> None:
-        real = len(buf)
-        frames = np.stack([buf[i % real][1] for i in range(SNIPPET_LENGTH)])
+    def _emit(self, group: list[tuple[int, np.ndarray, float]], real: int) -> None:
+        """One snippet: `group` its SNIPPET_LENGTH (frame number, frame, arrival) items, the
+        first `real` of them read (the rest loop-padding)."""
+        frames = np.stack([item[1] for item in group])
+        last = group[real - 1]
         snippet = Snippet(
-            self.snippets, buf[0][0], buf[-1][0] + 1, frames, real, buf[-1][2], time.time()
+            self.snippets, group[0][0], last[0] + 1, frames, real, last[2], time.time()
         )
         self.snippets += 1
         self.mailbox.put(snippet, drop=self.live)
